@@ -1,0 +1,172 @@
+"""The `medvision-eval` console script (SPEC §0.6)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import PlanError, SettingsError, VolumeError
+
+
+def _cmd_tasks_dir(args: argparse.Namespace) -> int:
+    from .taskhook import tasks_dir
+
+    print(tasks_dir())
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from .catalogue import build_subtasks, groups, read_catalogue
+
+    subtasks = build_subtasks(read_catalogue())
+    for s in subtasks:
+        if args.family and s.family != args.family:
+            continue
+        if args.variant and s.set != args.variant:
+            continue
+        count = "-" if s.n_test is None else str(s.n_test)
+        print(f"{s.name}\t{s.config}\t{count}")
+    if not args.family and not args.variant:
+        for name, (members, _) in groups(subtasks).items():
+            print(f"{name}\tgroup of {len(members)}")
+    return 0
+
+
+def _cmd_phantom(args: argparse.Namespace) -> int:
+    from .demo import generate_phantom
+
+    root = generate_phantom(Path(args.out), seed=args.seed)
+    print(root)
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .data import parse_config_name, rows_for_config
+    from .settings import resolve_settings
+
+    root = Path(args.root) if args.root else None
+    if root is None:
+        from .hooks import resolve_data_root
+
+        root = resolve_data_root("demo" if args.demo else "real")
+    config = args.config
+    if args.split:
+        config = parse_config_name(config).with_split(args.split.capitalize()).config
+    settings = resolve_settings(f"export:{config}")
+    rows = rows_for_config(root, config, planner_version=settings.planner_version, filtering=settings.filtering,
+                           cap=args.cap if args.cap is not None else 0)
+    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+    try:
+        for row in rows:
+            out.write(json.dumps(row, sort_keys=True) + "\n")
+    finally:
+        if args.out:
+            out.close()
+    print(f"{len(rows)} rows of {config}", file=sys.stderr)
+    return 0
+
+
+def _has_flag(argv: list[str], *names: str) -> bool:
+    return any(a == n or a.startswith(n + "=") for a in argv for n in names)
+
+
+def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
+    from .settings import resolve_settings
+    from .taskhook import tasks_dir
+
+    argv = list(rest)
+    if not _has_flag(argv, "--include_path"):
+        argv += ["--include_path", tasks_dir()]
+    if not _has_flag(argv, "--log_samples"):
+        argv.append("--log_samples")
+    lmms_eval = Path(sys.executable).with_name("lmms-eval")
+    cmd = [str(lmms_eval)] if lmms_eval.exists() else [sys.executable, "-m", "lmms_eval"]
+    status = subprocess.call(cmd + argv)
+    if "--output_path" in argv:
+        out = Path(argv[argv.index("--output_path") + 1])
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            from importlib.metadata import version
+
+            lmms_version = version("lmms_eval")
+        except Exception:
+            lmms_version = None
+        (out / "medvision_run.json").write_text(
+            json.dumps(
+                {
+                    "plugin_version": __version__,
+                    "lmms_eval_version": lmms_version,
+                    "argv": argv,
+                    "global_settings": resolve_settings("medvision-eval run").to_record(),
+                    "exit_status": status,
+                },
+                indent=2,
+            )
+        )
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medvision-eval", description="MedVision benchmark for lmms-eval.")
+    parser.add_argument("--version", action="version", version=f"lmms-eval-medvision {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("tasks-dir", help="print the folder of the task YAMLs (for --include_path)")
+    p.set_defaults(func=_cmd_tasks_dir)
+
+    p = sub.add_parser("list", help="subtasks and groups with their official configs and expected counts")
+    p.add_argument("--family", choices=["detection", "tl", "ad"])
+    p.add_argument("--variant", help="main, res336, res560, res896, cot, detection_planeood, ..., demo")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("phantom", help="write the synthetic phantom data root")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_phantom)
+
+    p = sub.add_parser("export", help="flattened rows of one config as JSONL")
+    p.add_argument("--config", required=True, help="official config name, e.g. KiTS23_BoxSize_Task01_Axial_Test")
+    p.add_argument("--split", choices=["test", "train"])
+    p.add_argument("--root", help="data root (default: MEDVISION_DATA_DIR)")
+    p.add_argument("--demo", action="store_true", help="read the bundled phantom root")
+    p.add_argument("--cap", type=int, help="keep the first N rows (default: all)")
+    p.add_argument("--out")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("run", help="lmms-eval with --include_path/--log_samples added; writes medvision_run.json")
+    p.set_defaults(func=None)
+
+    from medvision_metrics import compare_cli, leaderboard_cli
+
+    p = sub.add_parser("leaderboard", help="paper Tables 2-4 from per-sample logs")
+    leaderboard_cli.add_arguments(p)
+    p.set_defaults(func=leaderboard_cli.run)
+
+    p = sub.add_parser("compare", help="CI regression gate over two leaderboard JSONs or run folders")
+    compare_cli.add_arguments(p)
+    p.set_defaults(func=compare_cli.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv and argv[0] == "run":
+        return _cmd_run(argparse.Namespace(), argv[1:])
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (PlanError, VolumeError, SettingsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,377 @@
+"""lmms-eval glue named by `!function` in the task YAMLs: thin delegations, no side effects at import.
+
+Data flow: stub row -> `process_docs` (rows of one config) -> `doc_to_visual` / `doc_to_text` ->
+model -> `process_results` (parse, score, per-sample record) -> `aggregate_*` (per-task metrics).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .data import rows_for_config
+from .errors import PlanError, SettingsError
+from .geometry import PerceivedGeometry, parse_geometry, perceive, stated_pixel_size
+from .prompts import build_prompt, prompt_sha1
+from .render import (
+    hu_window_for,
+    in_plane_spacing,
+    intensity_uint8,
+    load_slice,
+    reshape_slice,
+    to_rgb_image,
+    volume_info,
+)
+from .settings import Settings, active_model, allow_non_ras, data_dir_from_env, resolve_settings
+
+K_BY_FAMILY = {"detection": 4, "tl": 2, "ad": 1}
+RECORD_SCHEMA = 1
+AD_NEAR_ZERO_GT = 0.1
+GEOMETRY_HELP = (
+    "declare the image geometry the model sees (SPEC §3.7): set MEDVISION_GEOMETRY (e.g. "
+    "'qwen_smart_resize:max_pixels=1605632', 'fixed:size=896', or 'native' for a model that sees the native "
+    "slice), use a medvision_* adapter (--model medvision_qwen2_5_vl ...), or add `geometry:` to the task's "
+    "lmms_eval_specific_kwargs block for your --model name"
+)
+
+
+# ----------------------------------------------------------------------------------------------- rows
+def resolve_data_root(kind: str) -> Path:
+    """The demo root (generated on first use) or the user's MEDVISION_DATA_DIR."""
+    if kind == "demo":
+        from .demo import ensure_demo_root
+
+        return ensure_demo_root()
+    value = data_dir_from_env()
+    if not value:
+        raise PlanError(
+            "MEDVISION_DATA_DIR is not set; point it at a MedVision data root (the folder holding Datasets/), "
+            "or run the bundled demo with --tasks medvision_demo."
+        )
+    return Path(value).expanduser()
+
+
+def settings_for(doc: dict[str, Any]) -> Settings:
+    """Frozen settings of the doc's subtask."""
+    return resolve_settings(doc["mv_task"], doc.get("mv_variant"))
+
+
+def build_rows(stub: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of the subtask described by one stub line, checked for missing files."""
+    settings = resolve_settings(stub["mv_task"], stub.get("mv_variant"))
+    root = resolve_data_root(stub.get("mv_data_root_kind", "real"))
+    rows = rows_for_config(
+        root,
+        stub["mv_config"],
+        planner_version=settings.planner_version,
+        filtering=settings.filtering,
+        cap=settings.sample_cap,
+    )
+    if not rows:
+        raise PlanError(f"{root}: config {stub['mv_config']} has no rows after the filters; check the plan files.")
+    missing = sorted({r["image_file"] for r in rows if not Path(r["image_file"]).is_file()})
+    missing += sorted({r["landmark_file"] for r in rows if r.get("landmark_file") and not Path(r["landmark_file"]).is_file()})
+    if missing:
+        shown = "\n  ".join(missing[:20])
+        more = f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else ""
+        raise PlanError(
+            f"{stub['mv_config']}: {len(missing)} file(s) referenced by the plan are missing under {root}:\n  "
+            f"{shown}{more}\nRe-download the dataset or run `medvision-eval doctor --tasks {stub['mv_task']}`."
+        )
+    if settings.tl_remove_multicluster and stub["mv_family"] == "tl" and rows[0].get("mv_multicluster_listed") is None:
+        raise PlanError(
+            f"MEDVISION_TL_REMOVE_MULTICLUSTER=1 but {root}/Datasets/{rows[0]['dataset_name']}/"
+            "multi_cluster_samples_v1.0.0_to_v1.1.0.json is missing; add it (dataset release >= 1.1.0) or unset the switch."
+        )
+    for r in rows:
+        r["mv_task"] = stub["mv_task"]
+        r["mv_variant"] = stub.get("mv_variant") or {}
+        r["mv_data_root_kind"] = stub.get("mv_data_root_kind", "real")
+    return rows
+
+
+def process_docs(dataset: Any) -> Any:
+    """Replace the one-line stub split with the real rows of its config (SPEC §0.4)."""
+    import datasets
+
+    if len(dataset) != 1:
+        raise PlanError(f"task stub must hold exactly one line, found {len(dataset)}")
+    return datasets.Dataset.from_list(build_rows(dict(dataset[0])))
+
+
+# ---------------------------------------------------------------------------------------- rendering
+def _slice_geometry(doc: dict[str, Any], settings: Settings) -> tuple[tuple[int, int], tuple[float, float]]:
+    """(H, W) and header (px_h, px_w) of the slice the model sees, after the explicit reshape."""
+    info = volume_info(doc["image_file"], allow_non_ras())
+    dim = int(doc["slice_dim"])
+    h, w = (s for i, s in enumerate(info.shape) if i != dim)
+    px_h, px_w = in_plane_spacing(info.zooms, dim)
+    if settings.reshape:
+        n = settings.reshape
+        return (n, n), (px_h * h / n, px_w * w / n)
+    return (h, w), (px_h, px_w)
+
+
+def render_image(doc: dict[str, Any], settings: Settings) -> Any:
+    """The PIL image of a row as the v1 pipeline rendered it (optionally reshaped and HU-windowed)."""
+    img = load_slice(doc["image_file"], int(doc["slice_dim"]), int(doc["slice_idx"]), allow_non_ras())
+    if settings.reshape:
+        img = reshape_slice(img, settings.reshape)
+    window = None
+    if settings.intensity == "hu_window":
+        window = hu_window_for(doc.get("mv_modality", ""), doc.get("mv_label_name"), doc["dataset_name"], doc["taskID"])
+    return to_rgb_image(intensity_uint8(img, settings.intensity, window))
+
+
+def doc_to_visual(doc: dict[str, Any]) -> list[Any]:
+    """One RGB PIL image per row."""
+    return [render_image(doc, settings_for(doc))]
+
+
+# ------------------------------------------------------------------------------------------ prompts
+def geometry_rule(settings: Settings, kwargs: dict[str, Any] | None) -> str | None:
+    """Geometry rule string: env > active plugin adapter > `geometry` in the model's kwargs block."""
+    if settings.geometry:
+        return settings.geometry
+    active = active_model()
+    if active is not None and active.info.get("geometry"):
+        return str(active.info["geometry"])
+    if isinstance(kwargs, dict) and isinstance(kwargs.get("geometry"), str):
+        return kwargs["geometry"]
+    return None
+
+
+def prompt_and_geometry(
+    doc: dict[str, Any], lmms_eval_specific_kwargs: dict[str, Any] | None = None
+) -> tuple[str, dict[str, Any] | None]:
+    """Prompt text and the geometry record (None for detection) of one row."""
+    settings = settings_for(doc)
+    family = doc["mv_family"]
+    if family == "detection":
+        return build_prompt(doc, settings.prompt_style), None
+    rule = geometry_rule(settings, lmms_eval_specific_kwargs)
+    if rule is None:
+        raise SettingsError(f"task {doc['mv_task']}: the stated pixel size needs the model's image geometry; {GEOMETRY_HELP}.")
+    (h, w), spacing_hw = _slice_geometry(doc, settings)
+    perceived: PerceivedGeometry = perceive(parse_geometry(rule), h, w, fix=settings.perceived_size_fix)
+    pw, ph = stated_pixel_size(spacing_hw, (h, w), perceived.content_hw)
+    canvas_h, canvas_w = perceived.canvas_hw
+    text = build_prompt(doc, settings.prompt_style, (pw, ph), (canvas_w, canvas_h))
+    record = perceived.to_record()
+    record.update(
+        rule_string=rule,
+        input_hw=[h, w],
+        spacing_hw=[spacing_hw[0], spacing_hw[1]],
+        stated_spacing_wh=[round(pw, 3), round(ph, 3)],
+    )
+    return text, record
+
+
+def doc_to_text(doc: dict[str, Any], lmms_eval_specific_kwargs: dict[str, Any] | None = None) -> str:
+    """The v1 or CoT prompt of SPEC §3, with the pixel size the model will perceive."""
+    return prompt_and_geometry(doc, lmms_eval_specific_kwargs)[0]
+
+
+# ------------------------------------------------------------------------------------------ scoring
+def doc_to_target(doc: dict[str, Any]) -> list[float]:
+    """GT: detection box [x0, y0, x1, y1] relative, origin lower-left; T/L [major, minor] mm; A/D [value]."""
+    from medvision_metrics.scores import detection_target
+
+    family = doc["mv_family"]
+    if family == "detection":
+        boxes = doc["bounding_boxes"]
+        return detection_target(doc["image_size_2d"], boxes["min_coords"][0], boxes["max_coords"][0])
+    bio = doc["biometric_profile"]
+    if family == "tl":
+        return [float(bio["metric_value_major_axis"][0]), float(bio["metric_value_minor_axis"][0])]
+    return [float(bio["metric_value"])]
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: numpy scalars to Python, NaN/inf floats to None."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def score_response(doc: dict[str, Any], response: str, settings: Settings) -> dict[str, Any]:
+    """Parse and score one response: parsed values, success, per-sample metrics, exclusion."""
+    from medvision_metrics.parse import parse
+    from medvision_metrics.scores import score_ad, score_detection, score_tl
+
+    family = doc["mv_family"]
+    target = doc_to_target(doc)
+    values, success = parse(response, K_BY_FAMILY[family], settings.parse)
+    if family == "detection":
+        metrics = score_detection(values if success else None, target, box_fix=settings.box_fix)
+    elif family == "tl":
+        metrics = score_tl(values if success else None, target)
+    else:
+        metrics = score_ad(values if success else None, target)
+    excluded, reason = False, None
+    if family == "ad" and settings.ad_drop_near_zero and target[0] < AD_NEAR_ZERO_GT:
+        excluded, reason = True, "ad_drop_near_zero"
+    if family == "tl" and settings.tl_remove_multicluster and doc.get("mv_multicluster_listed"):
+        excluded, reason = True, "tl_remove_multicluster"
+    return {"target": target, "parsed": values, "success": success, "metrics": metrics, "excluded": excluded,
+            "exclusion_reason": reason}
+
+
+def _model_identity() -> dict[str, Any]:
+    active = active_model()
+    if active is None:
+        return {"adapter": "stock", "pretrained": None, "backend": None, "generation": None}
+    info = active.info
+    return {
+        "adapter": info.get("adapter"),
+        "pretrained": info.get("pretrained"),
+        "backend": info.get("backend"),
+        "generation": info.get("generation"),
+    }
+
+
+def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
+    """Per-metric entries for the aggregations, plus the per-sample record `mv_record` (SPEC §5.7)."""
+    settings = settings_for(doc)
+    raw = results[0] if results else ""
+    response = raw if isinstance(raw, str) else ("" if raw is None else str(raw))
+    scored = score_response(doc, response, settings)
+    family = doc["mv_family"]
+    try:
+        prompt, geometry = prompt_and_geometry(doc, None)
+    except SettingsError:
+        prompt, geometry = "", None
+    notes = generation_note(doc["mv_task"], int(doc["mv_row"]))
+    bio = doc.get("biometric_profile") if family == "ad" else None
+    record = {
+        "schema": RECORD_SCHEMA,
+        "task": doc["mv_task"],
+        "family": family,
+        "config": doc["mv_config"],
+        "row": int(doc["mv_row"]),
+        "dataset": doc["dataset_name"],
+        "taskID": doc["taskID"],
+        "slice_dim": int(doc["slice_dim"]),
+        "slice_idx": int(doc["slice_idx"]),
+        "label": doc.get("label"),
+        "label_name": doc.get("mv_label_name"),
+        "image_file_rel": doc["mv_image_file_rel"],
+        "image_size_2d": list(doc["image_size_2d"]),
+        "modality": doc.get("mv_modality"),
+        "region_label": doc.get("mv_region_label"),
+        "region_modality": doc.get("mv_region_modality"),
+        "metric_type": bio["metric_type"] if bio else None,
+        "metric_key": bio["metric_key"] if bio else None,
+        "prompt_sha1": prompt_sha1(prompt) if prompt else None,
+        "geometry": geometry,
+        "target": scored["target"],
+        "response": response,
+        "truncated": bool(notes.get("truncated", False)),
+        "generation_error": notes.get("error"),
+        "parsed": scored["parsed"],
+        "success": scored["success"],
+        "metrics": scored["metrics"],
+        "excluded": scored["excluded"],
+        "exclusion_reason": scored["exclusion_reason"],
+        "multicluster_listed": doc.get("mv_multicluster_listed"),
+        "settings": settings.to_record(),
+        "settings_id": settings.settings_id,
+        "model": _model_identity(),
+        "data_root_kind": doc.get("mv_data_root_kind", "real"),
+        "multi_instance": bool(doc.get("mv_multi_instance", False)),
+        "plan_version": doc.get("mv_plan_version"),
+        "plugin_version": __version__,
+    }
+    out = metric_entries(family, scored["metrics"], scored["success"], scored["excluded"])
+    out["mv_record"] = _clean(record)
+    return out
+
+
+METRIC_SOURCES = {
+    "detection": {"iou": "iou", "f1": "f1", "precision": "precision", "recall": "recall", "success_rate": None,
+                  "iou_ge_050": "iou", "mae_coord": "mae_coord"},
+    "tl": {"mae": "mae", "mre": "mre", "success_rate": None, "mre_lt_010": "mre"},
+}
+METRIC_SOURCES["ad"] = METRIC_SOURCES["tl"]
+
+
+def metric_entries(family: str, metrics: dict[str, Any], success: bool, excluded: bool) -> dict[str, dict[str, Any]]:
+    """One `{value, success, excluded}` entry per lmms-eval metric of the family (SPEC §5.7)."""
+    out = {}
+    for name, source in METRIC_SOURCES[family].items():
+        value = float(success) if source is None else metrics.get(source)
+        if isinstance(value, float) and math.isnan(value):
+            value = None
+        out[name] = {"value": value, "success": bool(success), "excluded": bool(excluded)}
+    return out
+
+
+# ------------------------------------------------------------------------------- adapter side notes
+_GENERATION_NOTES: dict[tuple[str, int], dict[str, Any]] = {}
+
+
+def note_generation(task: str, row: int, *, truncated: bool = False, error: str | None = None) -> None:
+    """Adapters report a hit of max_new_tokens or a failed request; the record carries it."""
+    _GENERATION_NOTES[(task, row)] = {"truncated": truncated, "error": error}
+
+
+def generation_note(task: str, row: int) -> dict[str, Any]:
+    return _GENERATION_NOTES.get((task, row), {})
+
+
+# -------------------------------------------------------------------------------------- aggregations
+def _aggregate(name: str, items: list[dict[str, Any]]) -> float:
+    from medvision_metrics.reduce import reduce_metric
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return reduce_metric(name, items)
+
+
+def aggregate_iou(items: list[dict[str, Any]]) -> float:
+    return _aggregate("iou", items)
+
+
+def aggregate_f1(items: list[dict[str, Any]]) -> float:
+    return _aggregate("f1", items)
+
+
+def aggregate_precision(items: list[dict[str, Any]]) -> float:
+    return _aggregate("precision", items)
+
+
+def aggregate_recall(items: list[dict[str, Any]]) -> float:
+    return _aggregate("recall", items)
+
+
+def aggregate_success_rate(items: list[dict[str, Any]]) -> float:
+    return _aggregate("success_rate", items)
+
+
+def aggregate_iou_ge_050(items: list[dict[str, Any]]) -> float:
+    return _aggregate("iou_ge_050", items)
+
+
+def aggregate_mae_coord(items: list[dict[str, Any]]) -> float:
+    return _aggregate("mae_coord", items)
+
+
+def aggregate_mae(items: list[dict[str, Any]]) -> float:
+    return _aggregate("mae", items)
+
+
+def aggregate_mre(items: list[dict[str, Any]]) -> float:
+    return _aggregate("mre", items)
+
+
+def aggregate_mre_lt_010(items: list[dict[str, Any]]) -> float:
+    return _aggregate("mre_lt_010", items)

@@ -1,0 +1,1 @@
+"""MedVision model adapters for lmms-eval (installed as `medvision_adapters`); heavy imports stay lazy."""

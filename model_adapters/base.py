@@ -1,0 +1,103 @@
+"""Base class of every MedVision adapter: argument validation, registration, the request loop.
+
+Subclasses implement `respond(doc, prompt, gen_kwargs, doc_to_visual) -> str`. A sample whose call
+raises is recorded as an empty (failed) response with the reason; the run goes on.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from typing import Any
+
+from lmms_eval.api.model import lmms
+from loguru import logger
+
+from medvision_tasks import settings as mv_settings
+from medvision_tasks.hooks import note_generation
+
+from .errors import AdapterConfigError
+
+COMMON_ARGS = ("pretrained", "backend", "batch_size", "device", "max_batch_size")
+
+
+def check_model_args(adapter: str, given: dict[str, Any], valid: tuple[str, ...]) -> None:
+    """Raise AdapterConfigError for any key not in `valid`, listing the valid keys and the closest one."""
+    for key in given:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise AdapterConfigError(
+                f"--model {adapter}: unknown --model_args key {key!r}.{hint} Valid keys: {', '.join(sorted(valid))}."
+            )
+
+
+class MedVisionModel(lmms):
+    """lmms-eval simple model with MedVision registration and a per-sample request loop."""
+
+    is_simple = True
+    adapter_name = "medvision_base"
+    extra_args: tuple[str, ...] = ()
+    geometry = "native"
+    task_defaults: dict[str, Any] = {}
+
+    def __init__(
+        self,
+        pretrained: str | None = None,
+        backend: str | None = None,
+        batch_size: int | str = 1,
+        device: str | None = None,
+        max_batch_size: int | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        check_model_args(self.adapter_name, kwargs, COMMON_ARGS + self.extra_args)
+        self.pretrained = pretrained
+        self.backend = backend
+        self.batch_size_per_gpu = int(batch_size or 1)
+        self.model_kwargs = kwargs
+
+    def register(self, generation: dict[str, Any] | None = None) -> None:
+        """Tell the task hooks which model is active (SPEC §7.1)."""
+        mv_settings.register_active_model(
+            {
+                "adapter": self.adapter_name,
+                "pretrained": self.pretrained,
+                "backend": self.backend,
+                "geometry": self.geometry,
+                "generation": generation,
+            },
+            dict(self.task_defaults),
+        )
+
+    def respond(self, doc: dict[str, Any], prompt: str, gen_kwargs: dict[str, Any], doc_to_visual: Any) -> str:
+        raise NotImplementedError
+
+    def generate_until(self, requests: list[Any]) -> list[str]:
+        out: list[str] = []
+        failures = 0
+        for req in requests:
+            prompt, gen_kwargs, doc_to_visual, doc_id, task, split = req.args
+            doc = self.task_dict[task][split][doc_id]
+            try:
+                text = self.respond(doc, prompt, dict(gen_kwargs or {}), doc_to_visual)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:  # one bad sample must not end the run
+                failures += 1
+                note_generation(task, int(doc.get("mv_row", doc_id)), error=f"{type(exc).__name__}: {exc}")
+                text = ""
+            out.append(text)
+        if failures:
+            logger.warning(f"{self.adapter_name}: {failures} request(s) failed; recorded as failed responses.")
+        return out
+
+    def loglikelihood(self, requests: list[Any]) -> list[tuple[float, bool]]:
+        raise NotImplementedError(f"{self.adapter_name} only generates text.")
+
+    def generate_until_multi_round(self, requests: list[Any]) -> list[str]:
+        raise NotImplementedError(f"{self.adapter_name} does not support multi-round generation.")
+
+
+def finite(value: float) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
