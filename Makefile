@@ -20,9 +20,9 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 
 demo: $(STAMP)
 	@rm -rf $(DEMO_OUT)
-	$(OFFLINE) $(BIN)/lmms-eval --model medvision_random --tasks medvision_demo \
+	$(OFFLINE) $(BIN)/medvision-eval run --model medvision_random --tasks medvision_demo \
 	    --output_path $(DEMO_OUT)/random --log_samples --verbosity WARNING
-	$(OFFLINE) $(BIN)/lmms-eval --model medvision_prior --tasks medvision_demo \
+	$(OFFLINE) $(BIN)/medvision-eval run --model medvision_prior --tasks medvision_demo \
 	    --output_path $(DEMO_OUT)/prior --log_samples --verbosity WARNING
 	$(BIN)/medvision-eval leaderboard $(DEMO_OUT) --allow-demo
 

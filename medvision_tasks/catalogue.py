@@ -85,6 +85,10 @@ class Entry:
     n_test: int | None
 
 
+def _count(text: str) -> int | None:
+    return None if text == "-" else int(text)
+
+
 def read_catalogue(path: Path = CATALOGUE_FILE) -> list[Entry]:
     """Parse catalogue.tsv, refusing unknown sets, planes and malformed configs with the offending line."""
     entries: list[Entry] = []
@@ -106,7 +110,9 @@ def read_catalogue(path: Path = CATALOGUE_FILE) -> list[Entry]:
             raise CatalogueError(f"{path}:{lineno}: unknown set/variant {set_!r} (valid: {', '.join(SETS)})")
         plane = config.split("_")[-2] if config.count("_") >= 4 else ""
         if plane not in SLICE_DIM_BY_PLANE:
-            raise CatalogueError(f"{path}:{lineno}: unknown plane {plane!r} in {config!r} (valid: Sagittal, Coronal, Axial)")
+            raise CatalogueError(
+                f"{path}:{lineno}: unknown plane {plane!r} in {config!r} (valid: Sagittal, Coronal, Axial)"
+            )
         try:
             cfg = parse_config_name(config)
         except PlanError as exc:
@@ -117,14 +123,10 @@ def read_catalogue(path: Path = CATALOGUE_FILE) -> list[Entry]:
             raise CatalogueError(f"{path}:{lineno}: duplicate entry {set_} {config}")
         seen.add((set_, config))
 
-        def count(text: str) -> int | None:
-            if text == "-":
-                return None
-            if not text.isdigit():
+        for text in (listed, n_test):
+            if text != "-" and not text.isdigit():
                 raise CatalogueError(f"{path}:{lineno}: count {text!r} is not an integer or '-'")
-            return int(text)
-
-        entries.append(Entry(set_, config, count(listed), count(n_test)))
+        entries.append(Entry(set_, config, _count(listed), _count(n_test)))
     return entries
 
 
@@ -138,12 +140,25 @@ def build_subtasks(entries: list[Entry]) -> list[Subtask]:
             out.append(Subtask(name, e.config, family, "main", "v1", None, "main", e.listed, e.n_test))
             for size in RESOLUTIONS:
                 out.append(
-                    Subtask(f"{name}_{size}", e.config, family, f"res{size}", "v1", size, f"res{size}", e.listed, e.n_test)
+                    Subtask(
+                        f"{name}_{size}", e.config, family, f"res{size}", "v1", size, f"res{size}", e.listed, e.n_test
+                    )
                 )
             out.append(Subtask(f"{name}_cot", e.config, family, "cot", "cot", None, "cot", e.listed, e.n_test))
         elif e.set == "demo":
             out.append(
-                Subtask(base_name(e.config, "medvision_demo"), e.config, family, "demo", "v1", None, "demo", None, None, "demo")
+                Subtask(
+                    base_name(e.config, "medvision_demo"),
+                    e.config,
+                    family,
+                    "demo",
+                    "v1",
+                    None,
+                    "demo",
+                    None,
+                    None,
+                    "demo",
+                )
             )
         else:
             out.append(Subtask(base_name(e.config), e.config, family, e.set, "v1", None, "ood", e.listed, e.n_test))

@@ -58,8 +58,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.split:
         config = parse_config_name(config).with_split(args.split.capitalize()).config
     settings = resolve_settings(f"export:{config}")
-    rows = rows_for_config(root, config, planner_version=settings.planner_version, filtering=settings.filtering,
-                           cap=args.cap if args.cap is not None else 0)
+    rows = rows_for_config(
+        root,
+        config,
+        planner_version=settings.planner_version,
+        filtering=settings.filtering,
+        cap=args.cap if args.cap is not None else 0,
+    )
     out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
     try:
         for row in rows:
@@ -75,7 +80,19 @@ def _has_flag(argv: list[str], *names: str) -> bool:
     return any(a == n or a.startswith(n + "=") for a in argv for n in names)
 
 
+def _output_path(argv: list[str]) -> Path | None:
+    for i, a in enumerate(argv):
+        if a == "--output_path" and i + 1 < len(argv):
+            return Path(argv[i + 1])
+        if a.startswith("--output_path="):
+            return Path(a.split("=", 1)[1])
+    return None
+
+
 def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
+    """Delegate to the lmms-eval CLI; exit 1 when it wrote no results (lmms-eval itself exits 0 on errors)."""
+    import time
+
     from .settings import resolve_settings
     from .taskhook import tasks_dir
 
@@ -86,28 +103,34 @@ def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
         argv.append("--log_samples")
     lmms_eval = Path(sys.executable).with_name("lmms-eval")
     cmd = [str(lmms_eval)] if lmms_eval.exists() else [sys.executable, "-m", "lmms_eval"]
+    started = time.time()
     status = subprocess.call(cmd + argv)
-    if "--output_path" in argv:
-        out = Path(argv[argv.index("--output_path") + 1])
-        out.mkdir(parents=True, exist_ok=True)
-        try:
-            from importlib.metadata import version
+    out = _output_path(argv)
+    if out is None:
+        return status
+    results = [p for p in out.rglob("*_results.json") if p.stat().st_mtime >= started - 1] if out.exists() else []
+    if status == 0 and not results:
+        print(f"error: lmms-eval wrote no results under {out}; see the error above.", file=sys.stderr)
+        status = 1
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        from importlib.metadata import version
 
-            lmms_version = version("lmms_eval")
-        except Exception:
-            lmms_version = None
-        (out / "medvision_run.json").write_text(
-            json.dumps(
-                {
-                    "plugin_version": __version__,
-                    "lmms_eval_version": lmms_version,
-                    "argv": argv,
-                    "global_settings": resolve_settings("medvision-eval run").to_record(),
-                    "exit_status": status,
-                },
-                indent=2,
-            )
+        lmms_version = version("lmms_eval")
+    except Exception:
+        lmms_version = None
+    (out / "medvision_run.json").write_text(
+        json.dumps(
+            {
+                "plugin_version": __version__,
+                "lmms_eval_version": lmms_version,
+                "argv": argv,
+                "global_settings": resolve_settings("medvision-eval run").to_record(),
+                "exit_status": status,
+            },
+            indent=2,
         )
+    )
     return status
 
 

@@ -82,7 +82,10 @@ class ConfigName:
 def parse_config_name(config: str) -> ConfigName:
     """Split an official config name into its fields (dataset names contain no `_`)."""
     parts = config.split("_")
-    fix = "expected {dataset}_{BoxSize|TumorLesionSize|BiometricsFromLandmarks}[_Distance|_Angle]_TaskNN_{Sagittal|Coronal|Axial}_{Train|Test}"
+    fix = (
+        "expected {dataset}_{BoxSize|TumorLesionSize|BiometricsFromLandmarks}[_Distance|_Angle]_TaskNN_"
+        "{Sagittal|Coronal|Axial}_{Train|Test}"
+    )
     if len(parts) not in (5, 6):
         raise PlanError(f"config {config!r}: {fix}")
     dataset, annotation = parts[0], parts[1]
@@ -203,9 +206,11 @@ def _check_plan(plan: Any, path: str) -> None:
                     if key not in case:
                         fail(f"tasks[{ti}].{split}[{ci}].{key}", "is missing")
                 info = case["image_file_info"]
-                if not isinstance(info, dict) or len(info.get("voxel_size", [])) != 3 or len(
-                    info.get("array_size", [])
-                ) != 3:
+                if (
+                    not isinstance(info, dict)
+                    or len(info.get("voxel_size", [])) != 3
+                    or len(info.get("array_size", [])) != 3
+                ):
                     fail(f"tasks[{ti}].{split}[{ci}].image_file_info", "lacks voxel_size[3]/array_size[3]")
 
 
@@ -317,8 +322,10 @@ def _load_multicluster_keys(ds_dir: Path) -> set[tuple[str, int, int, int]] | No
             for e in entries
         }
     except (ValueError, KeyError, TypeError) as exc:
-        raise PlanError(f"{path}: malformed multi-cluster list ({exc}); expected a JSON list of "
-                        "{image_file, slice_dim, slice_idx, task_ID}.") from exc
+        raise PlanError(
+            f"{path}: malformed multi-cluster list ({exc}); expected a JSON list of "
+            "{image_file, slice_dim, slice_idx, task_ID}."
+        ) from exc
 
 
 @dataclass
@@ -431,9 +438,9 @@ def iter_rows(
                     warnings.warn(f"{cwhere} slice {slice_idx}: empty T/L profile dropped", stacklevel=2)
                     continue
                 n_clusters = entry.get("n_total_clusters")
-                if filtering and ((n_clusters is not None and int(n_clusters) > 1) or (
-                    n_clusters is None and n_ellipses > 1
-                )):
+                if filtering and (
+                    (n_clusters is not None and int(n_clusters) > 1) or (n_clusters is None and n_ellipses > 1)
+                ):
                     stats.dropped_multi_cluster += 1
                     continue
                 target = int(task["target_label"])
@@ -450,9 +457,7 @@ def iter_rows(
                     mv_region_modality=base["mv_modality"],
                     mv_region_from_detection_plan=False,
                     mv_multicluster_listed=(
-                        None
-                        if multicluster is None
-                        else (image_rel, dim, slice_idx, int(cfg.task_id)) in multicluster
+                        None if multicluster is None else (image_rel, dim, slice_idx, int(cfg.task_id)) in multicluster
                     ),
                 )
                 stats.kept += 1

@@ -73,7 +73,9 @@ def build_rows(stub: dict[str, Any]) -> list[dict[str, Any]]:
     if not rows:
         raise PlanError(f"{root}: config {stub['mv_config']} has no rows after the filters; check the plan files.")
     missing = sorted({r["image_file"] for r in rows if not Path(r["image_file"]).is_file()})
-    missing += sorted({r["landmark_file"] for r in rows if r.get("landmark_file") and not Path(r["landmark_file"]).is_file()})
+    missing += sorted(
+        {r["landmark_file"] for r in rows if r.get("landmark_file") and not Path(r["landmark_file"]).is_file()}
+    )
     if missing:
         shown = "\n  ".join(missing[:20])
         more = f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else ""
@@ -84,7 +86,8 @@ def build_rows(stub: dict[str, Any]) -> list[dict[str, Any]]:
     if settings.tl_remove_multicluster and stub["mv_family"] == "tl" and rows[0].get("mv_multicluster_listed") is None:
         raise PlanError(
             f"MEDVISION_TL_REMOVE_MULTICLUSTER=1 but {root}/Datasets/{rows[0]['dataset_name']}/"
-            "multi_cluster_samples_v1.0.0_to_v1.1.0.json is missing; add it (dataset release >= 1.1.0) or unset the switch."
+            "multi_cluster_samples_v1.0.0_to_v1.1.0.json is missing; add it (dataset release >= 1.1.0) "
+            "or unset the switch."
         )
     for r in rows:
         r["mv_task"] = stub["mv_task"]
@@ -154,7 +157,9 @@ def prompt_and_geometry(
         return build_prompt(doc, settings.prompt_style), None
     rule = geometry_rule(settings, lmms_eval_specific_kwargs)
     if rule is None:
-        raise SettingsError(f"task {doc['mv_task']}: the stated pixel size needs the model's image geometry; {GEOMETRY_HELP}.")
+        raise SettingsError(
+            f"task {doc['mv_task']}: the stated pixel size needs the model's image geometry; {GEOMETRY_HELP}."
+        )
     (h, w), spacing_hw = _slice_geometry(doc, settings)
     perceived: PerceivedGeometry = perceive(parse_geometry(rule), h, w, fix=settings.perceived_size_fix)
     pw, ph = stated_pixel_size(spacing_hw, (h, w), perceived.content_hw)
@@ -222,14 +227,22 @@ def score_response(doc: dict[str, Any], response: str, settings: Settings) -> di
         excluded, reason = True, "ad_drop_near_zero"
     if family == "tl" and settings.tl_remove_multicluster and doc.get("mv_multicluster_listed"):
         excluded, reason = True, "tl_remove_multicluster"
-    return {"target": target, "parsed": values, "success": success, "metrics": metrics, "excluded": excluded,
-            "exclusion_reason": reason}
+    return {
+        "target": target,
+        "parsed": values,
+        "success": success,
+        "metrics": metrics,
+        "excluded": excluded,
+        "exclusion_reason": reason,
+    }
 
 
 def _model_identity() -> dict[str, Any]:
     active = active_model()
     if active is None:
-        return {"adapter": "stock", "pretrained": None, "backend": None, "generation": None}
+        from .settings import host_model_name
+
+        return {"adapter": host_model_name() or "stock", "pretrained": None, "backend": None, "generation": None}
     info = active.info
     return {
         "adapter": info.get("adapter"),
@@ -297,8 +310,15 @@ def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
 
 
 METRIC_SOURCES = {
-    "detection": {"iou": "iou", "f1": "f1", "precision": "precision", "recall": "recall", "success_rate": None,
-                  "iou_ge_050": "iou", "mae_coord": "mae_coord"},
+    "detection": {
+        "iou": "iou",
+        "f1": "f1",
+        "precision": "precision",
+        "recall": "recall",
+        "success_rate": None,
+        "iou_ge_050": "iou",
+        "mae_coord": "mae_coord",
+    },
     "tl": {"mae": "mae", "mre": "mre", "success_rate": None, "mre_lt_010": "mre"},
 }
 METRIC_SOURCES["ad"] = METRIC_SOURCES["tl"]

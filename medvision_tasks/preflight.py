@@ -56,9 +56,12 @@ def preflight(names: list[str]) -> None:
                 raise
             problems.setdefault(f"{cfg.dataset}: {exc}", []).append(s.name)
     if problems:
-        lines = [f"  - {msg}\n    needed by: {', '.join(sorted(tasks)[:5])}{' ...' if len(tasks) > 5 else ''}"
-                 for msg, tasks in sorted(problems.items())]
+        lines = [
+            f"  - {msg}\n    needed by: {', '.join(sorted(tasks)[:5])}{' ...' if len(tasks) > 5 else ''}"
+            for msg, tasks in sorted(problems.items())
+        ]
         raise PlanError(
-            f"the requested MedVision tasks need data that is missing under {root}:\n" + "\n".join(lines)
+            f"the requested MedVision tasks need data that is missing under {root}:\n"
+            + "\n".join(lines)
             + "\nDownload the missing datasets or request only the subtasks you have (`medvision-eval doctor`)."
         )

@@ -117,9 +117,7 @@ def _load_volume(path: str, allow_non_ras: bool) -> tuple[VolumeInfo, np.ndarray
 
             warnings.warn(msg, stacklevel=3)
         slope, inter = img.dataobj.slope, img.dataobj.inter
-        identity = (slope is None or np.isnan(slope) or slope == 1) and (
-            inter is None or np.isnan(inter) or inter == 0
-        )
+        identity = (slope is None or np.isnan(slope) or slope == 1) and (inter is None or np.isnan(inter) or inter == 0)
         if identity and np.issubdtype(img.get_data_dtype(), np.number):
             array = np.asanyarray(img.dataobj)
             convert = True
@@ -129,8 +127,10 @@ def _load_volume(path: str, allow_non_ras: bool) -> tuple[VolumeInfo, np.ndarray
         zooms = tuple(float(np.float64(z)) for z in img.header.get_zooms()[:3])
     except VolumeError:
         raise
-    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
-        raise VolumeError(f"{path}: cannot read NIfTI ({exc}); the file is corrupt or truncated, re-download it.") from exc
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, nib.filebasedimages.ImageFileError) as exc:
+        raise VolumeError(
+            f"{path}: cannot read NIfTI ({exc}); the file is corrupt or truncated, re-download it."
+        ) from exc
     if array.ndim != 3:
         raise VolumeError(f"{path}: expected a 3-D volume, found shape {array.shape}.")
     return VolumeInfo(tuple(int(s) for s in array.shape), zooms), array, convert  # type: ignore[arg-type]

@@ -123,6 +123,16 @@ class ActiveModel:
 
 _ACTIVE: ActiveModel | None = None
 _FROZEN: dict[str, Settings] = {}
+_HOST_MODEL: dict[str, str | None] = {"name": None}
+
+
+def note_host_model(name: str | None) -> None:
+    """The lmms-eval `--model` name, seen by the task hook; identifies stock models in records."""
+    _HOST_MODEL["name"] = name
+
+
+def host_model_name() -> str | None:
+    return _HOST_MODEL["name"]
 
 
 def register_active_model(info: dict[str, Any], task_defaults: dict[str, Any] | None = None) -> None:

@@ -45,19 +45,29 @@ def patch_task_manager(module: Any) -> bool:
     manager = getattr(module, "TaskManager", None)
     init_tasks = getattr(manager, "initialize_tasks", None)
     if manager is None or init_tasks is None:
-        warnings.warn("medvision: lmms_eval.tasks.TaskManager.initialize_tasks not found; zero-flag task "
-                      "discovery is off, pass --include_path \"$(medvision-eval tasks-dir)\".", stacklevel=2)
+        warnings.warn(
+            "medvision: lmms_eval.tasks.TaskManager.initialize_tasks not found; zero-flag task "
+            'discovery is off, pass --include_path "$(medvision-eval tasks-dir)".',
+            stacklevel=2,
+        )
         return False
     if getattr(init_tasks, _MARK, False):
         return True
     params = inspect.signature(init_tasks).parameters
     if "include_path" not in params:
-        warnings.warn("medvision: TaskManager.initialize_tasks has no include_path parameter; zero-flag task "
-                      "discovery is off, pass --include_path \"$(medvision-eval tasks-dir)\".", stacklevel=2)
+        warnings.warn(
+            "medvision: TaskManager.initialize_tasks has no include_path parameter; zero-flag task "
+            'discovery is off, pass --include_path "$(medvision-eval tasks-dir)".',
+            stacklevel=2,
+        )
         return False
 
     @functools.wraps(init_tasks)
     def initialize_tasks(self: Any, include_path: Any = None, *args: Any, **kwargs: Any) -> Any:
+        from .settings import note_host_model
+
+        if isinstance(getattr(self, "model_name", None), str):
+            note_host_model(self.model_name)
         return init_tasks(self, _merge_include(include_path), *args, **kwargs)
 
     setattr(initialize_tasks, _MARK, True)

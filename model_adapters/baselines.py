@@ -162,7 +162,9 @@ def load_responses(path: str | Path) -> dict[tuple[str, int], str]:
                 try:
                     item = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise AdapterConfigError(f"{file}:{lineno}: not valid JSON ({exc.msg}); fix or remove the line.") from None
+                    raise AdapterConfigError(
+                        f"{file}:{lineno}: not valid JSON ({exc.msg}); fix or remove the line."
+                    ) from None
                 src = item.get("mv_record", item) if isinstance(item, dict) else None
                 if not isinstance(src, dict) or not {"config", "row", "response"} <= set(src):
                     raise AdapterConfigError(

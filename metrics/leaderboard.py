@@ -1,0 +1,773 @@
+"""Leaderboard: paper Tables 2-4 rows rebuilt from per-sample records (SPEC §6).
+
+Input records are the ``mv_record`` dicts that the MedVision tasks write into lmms-eval samples files
+(``*_samples_medvision_*.jsonl``, needs ``--log_samples``). Every record is re-scored from its ``response``
+and ``target``; the per-sample metrics stored at run time are not used. Rows are in the paper's units
+(percent; mm or degrees) and NaN is written as ``None``; ``inf`` from a float32 overflow is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import RecordError
+from .labels import (
+    UNKNOWN_LABEL_POLICIES,
+    ad_label_key,
+    is_excluded_region,
+    is_tumor_lesion_region,
+    region_key,
+    tl_label_key,
+)
+from .parse import PARSE_MODES
+from .parse import parse as parse_response
+from .reduce import aggregate_detection, aggregate_measure
+from .reference import PAPER_HEADLINE_COUNTS, model_key_for, paper_rows
+from .scores import score_ad, score_detection, score_tl
+
+__all__ = [
+    "LeaderboardOptions",
+    "RecordError",
+    "build_leaderboard",
+    "find_samples_files",
+    "load_records",
+    "validate_record",
+]
+
+SCHEMA_VERSION = 1
+SAMPLES_GLOB = "*_samples_medvision_*.jsonl"
+SOURCE_FIELD = "_source"
+FAMILY_K: dict[str, int] = {"detection": 4, "tl": 2, "ad": 1}
+REQUIRED_FIELDS: tuple[str, ...] = (
+    "schema", "task", "family", "config", "row", "dataset", "slice_dim", "label_name", "modality",
+    "region_label", "region_modality", "metric_type", "metric_key", "target", "response", "excluded",
+    "multicluster_listed", "settings", "settings_id", "model", "data_root_kind", "multi_instance",
+)  # fmt: skip
+PARSE_OPTIONS: tuple[str, ...] = ("as-run", *PARSE_MODES)
+PRESETS: tuple[str, ...] = ("v1", "paper")
+AD_NEAR_ZERO_GT_THRESHOLD = 0.1
+MULTICLUSTER_FILE = "multi_cluster_samples_v1.0.0_to_v1.1.0.json"
+DETECTION_GROUPS: tuple[str, ...] = ("anatomy", "tumor_lesion")
+AD_GROUPS: tuple[tuple[str, str], ...] = (
+    ("ceph_distance", "Ceph-Biometrics-400_distance"),
+    ("ceph_angle", "Ceph-Biometrics-400_angle"),
+    ("feta_distance", "FeTA24_distance"),
+)
+AD_OVERALL_GROUP = "ad_overall"
+# leaderboard column -> (aggregate key, scale to paper units)
+DETECTION_COLUMNS: dict[str, tuple[str, float]] = {
+    "R": ("recall", 100.0),
+    "P": ("precision", 100.0),
+    "F1": ("f1", 100.0),
+    "IoU": ("iou", 100.0),
+    "SR": ("success_rate", 100.0),
+    "IoU>0.5": ("iou>0.5", 100.0),
+    "F1>0.5": ("f1>0.5", 100.0),
+}
+MEASURE_COLUMNS: dict[str, tuple[str, float]] = {
+    "MAE": ("avgMAE", 1.0),
+    "MRE": ("avgMRE", 100.0),
+    "SR": ("success_rate", 100.0),
+    "MRE<0.1": ("MRE<0.1", 100.0),
+}
+MEASURE_DETAIL_COLUMNS: dict[str, tuple[str, float]] = {
+    **MEASURE_COLUMNS,
+    "MRE<0.2": ("MRE<0.2", 100.0),
+    "MRE<0.3": ("MRE<0.3", 100.0),
+}
+NAN = float("nan")
+
+
+# --------------------------------------------------------------------------------------------------- input
+def find_samples_files(path: str | Path) -> list[Path]:
+    """Samples files under ``path`` (recursive, sorted), or ``[path]`` when it is a file.
+
+    Raises:
+        RecordError: the path does not exist, or a folder holds no ``*_samples_medvision_*.jsonl``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise RecordError(f"{path}: no such file or folder")
+    if path.is_file():
+        return [path]
+    files = sorted(p for p in path.rglob(SAMPLES_GLOB) if p.is_file())
+    if not files:
+        raise RecordError(
+            f"{path}: no {SAMPLES_GLOB} files found; rerun lmms-eval with --log_samples "
+            "(medvision-eval run adds it) and pass its --output_path folder"
+        )
+    return files
+
+
+def validate_record(record: Any, where: str) -> None:
+    """Check one ``mv_record`` against schema 1: presence of the fields the leaderboard reads, ``schema``,
+    ``family``, ``target`` length and ``model.adapter``.
+
+    Raises:
+        RecordError: naming ``where`` (file:line) and the field.
+    """
+    if not isinstance(record, dict):
+        raise RecordError(f"{where}: mv_record is {type(record).__name__}, expected an object")
+    if "schema" not in record:
+        raise RecordError(f"{where}: mv_record has no field 'schema'")
+    if record["schema"] != SCHEMA_VERSION:
+        raise RecordError(
+            f"{where}: field 'schema' is {record['schema']!r}, this leaderboard reads schema "
+            f"{SCHEMA_VERSION}; use the plugin version that wrote the records"
+        )
+    missing = [name for name in REQUIRED_FIELDS if name not in record]
+    if missing:
+        raise RecordError(f"{where}: mv_record lacks field {missing[0]!r} (missing: {', '.join(missing)})")
+    family = record["family"]
+    if family not in FAMILY_K:
+        raise RecordError(f"{where}: field 'family' is {family!r}, expected one of {', '.join(FAMILY_K)}")
+    target = record["target"]
+    k = FAMILY_K[family]
+    if (
+        not isinstance(target, list)
+        or len(target) != k
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in target)
+    ):
+        raise RecordError(
+            f"{where}: field 'target' must be a list of {k} numbers for {family}, got {target!r}"
+        )
+    model = record["model"]
+    if not isinstance(model, dict) or not isinstance(model.get("adapter"), str) or not model["adapter"]:
+        raise RecordError(f"{where}: field 'model.adapter' is missing, got model={model!r}")
+    if not isinstance(record["settings"], dict):
+        raise RecordError(f"{where}: field 'settings' must be an object, got {record['settings']!r}")
+    if not isinstance(record["row"], int) or isinstance(record["row"], bool):
+        raise RecordError(f"{where}: field 'row' must be an integer, got {record['row']!r}")
+
+
+def _read_samples_file(path: Path) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{line_number}"
+            try:
+                sample = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise RecordError(f"{where}: not valid JSON ({exc.msg})") from None
+            if not isinstance(sample, dict) or "mv_record" not in sample:
+                raise RecordError(
+                    f"{where}: no field 'mv_record'; only samples files written by MedVision tasks of this "
+                    "plugin carry per-sample records"
+                )
+            record = sample["mv_record"]
+            validate_record(record, where)
+            records.append({**record, SOURCE_FIELD: where})
+    return records
+
+
+def load_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """Read every ``mv_record`` under ``paths`` (folders searched recursively, or single samples files).
+
+    Each returned record is a copy with an extra key ``"_source"`` (``"<file>:<line>"``). Files are read in
+    the order of ``paths`` and, within a folder, in sorted order; a file reached twice is read once.
+
+    Raises:
+        RecordError: a missing path, a folder without samples files, a line that is not JSON, has no
+            ``mv_record``, lacks a required field or has another ``schema``. Nothing partial is returned.
+    """
+    records: list[dict[str, Any]] = []
+    seen: set[Path] = set()
+    for path in paths:
+        for file in find_samples_files(path):
+            resolved = file.resolve()
+            if resolved in seen:
+                continue
+            seen.add(resolved)
+            records.extend(_read_samples_file(file))
+    if not records:
+        raise RecordError(f"no mv_record lines in {', '.join(str(p) for p in paths)}")
+    return records
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def _where(record: Mapping[str, Any], index: int) -> str:
+    return str(record.get(SOURCE_FIELD) or f"record {index}")
+
+
+def _is_nan(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def _recorded_setting(record: Mapping[str, Any], name: str, where: str, flag: str) -> Any:
+    settings = record["settings"]
+    if name not in settings:
+        raise RecordError(f"{where}: field 'settings.{name}' is missing; pass {flag} to choose it explicitly")
+    return settings[name]
+
+
+def _weighted_mean(pairs: Iterable[tuple[int, float]]) -> float:
+    """``sum(N*m) / sum(N)`` over pairs with N > 0 and m not NaN (inf propagates); NaN if none."""
+    total, weight = 0.0, 0
+    for n, value in pairs:
+        if n > 0 and not _is_nan(value):
+            total += n * value
+            weight += n
+    return total / weight if weight else NAN
+
+
+def _columns(aggregate: Mapping[str, float], columns: Mapping[str, tuple[str, float]]) -> dict[str, float]:
+    return {name: aggregate[key] * scale for name, (key, scale) in columns.items()}
+
+
+def _group_columns(
+    aggregates: list[Mapping[str, float]], columns: Mapping[str, tuple[str, float]]
+) -> dict[str, float]:
+    return {
+        name: _weighted_mean((int(a["N"]), a[key]) for a in aggregates) * scale
+        for name, (key, scale) in columns.items()
+    }
+
+
+def _json_ready(value: Any) -> Any:
+    """NaN -> None, recursively; inf is kept."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+@dataclass
+class LeaderboardOptions:
+    """Validated options of :func:`build_leaderboard` (``None`` switches mean "as recorded")."""
+
+    parse: str = "as-run"
+    box_fix: bool | None = None
+    ad_drop_near_zero: bool | None = None
+    tl_remove_multicluster: bool | None = None
+    preset: str = "v1"
+    min_group_size: int = 50
+    allow_demo: bool = False
+    allow_mixed_settings: bool = False
+    allow_multi_instance: bool = False
+    last_wins: bool = False
+    unknown_label: str = "error"
+    paper: bool = False
+    paper_model: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.parse not in PARSE_OPTIONS:
+            raise ValueError(f"parse must be one of {', '.join(PARSE_OPTIONS)}, got {self.parse!r}")
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
+        if self.unknown_label not in UNKNOWN_LABEL_POLICIES:
+            raise ValueError(
+                f"unknown_label must be one of {', '.join(UNKNOWN_LABEL_POLICIES)}, "
+                f"got {self.unknown_label!r}"
+            )
+        if int(self.min_group_size) < 0:
+            raise ValueError(f"min_group_size must be >= 0, got {self.min_group_size!r}")
+        if self.paper_model is not None:
+            self.paper = True
+        if self.preset == "paper":
+            self.tl_remove_multicluster = True
+            self.ad_drop_near_zero = True
+
+
+# ------------------------------------------------------------------------------------------ re-scoring
+def _rescore(record: Mapping[str, Any], where: str, opts: LeaderboardOptions) -> dict[str, Any]:
+    """Parse and score one record under the options; returns ``{success, excluded, exclusion_reason,
+    metrics, parse, switch}``."""
+    family = record["family"]
+    mode = opts.parse
+    if mode == "as-run":
+        mode = _recorded_setting(record, "parse", where, "--parse last_k|answer_tag")
+        if mode not in PARSE_MODES:
+            raise RecordError(
+                f"{where}: field 'settings.parse' is {mode!r}, expected one of {', '.join(PARSE_MODES)}; "
+                "pass --parse to choose one"
+            )
+    values, success = parse_response(record["response"], FAMILY_K[family], mode)
+    target = [float(v) for v in record["target"]]
+    excluded, reason, switch = False, None, None
+    if family == "detection":
+        switch = opts.box_fix
+        if switch is None:
+            switch = _flag(_recorded_setting(record, "box_fix", where, "--box-fix"))
+        metrics = score_detection(values, target, box_fix=bool(switch))
+    elif family == "tl":
+        metrics = score_tl(values, target)
+        switch = opts.tl_remove_multicluster
+        if switch is None:
+            switch = _flag(
+                _recorded_setting(record, "tl_remove_multicluster", where, "--tl-remove-multicluster")
+            )
+        if switch:
+            listed = record["multicluster_listed"]
+            if listed is None:
+                raise RecordError(
+                    f"{where}: tl_remove_multicluster is on but 'multicluster_listed' is null: the "
+                    f"multi-cluster file Datasets/{record['dataset']}/{MULTICLUSTER_FILE} was absent "
+                    "when the record was written; add the file and rerun, or leave the switch off "
+                    "(no --tl-remove-multicluster, --preset v1)"
+                )
+            if listed:
+                excluded, reason = True, "tl_remove_multicluster"
+    else:
+        metrics = score_ad(values, target)
+        switch = opts.ad_drop_near_zero
+        if switch is None:
+            switch = _flag(_recorded_setting(record, "ad_drop_near_zero", where, "--ad-drop-near-zero"))
+        if switch and target[0] < AD_NEAR_ZERO_GT_THRESHOLD:
+            excluded, reason = True, "ad_drop_near_zero"
+    return {
+        "success": success,
+        "excluded": excluded,
+        "exclusion_reason": reason,
+        "metrics": metrics,
+        "parse": mode,
+        "switch": bool(switch),
+    }
+
+
+# ----------------------------------------------------------------------------------------- hygiene
+def _refuse(records: list[dict[str, Any]], opts: LeaderboardOptions) -> None:
+    if not opts.allow_demo:
+        demo = [i for i, r in enumerate(records) if r["data_root_kind"] == "demo"]
+        if demo:
+            raise RecordError(
+                f"{len(demo)} record(s) come from the demo (phantom) data root (data_root_kind 'demo', e.g. "
+                f"{_where(records[demo[0]], demo[0])}); demo numbers are not benchmark results; "
+                "pass --allow-demo to include them"
+            )
+    if not opts.allow_multi_instance:
+        multi = [i for i, r in enumerate(records) if r["multi_instance"]]
+        if multi:
+            raise RecordError(
+                f"{len(multi)} record(s) are multi-instance rows (MedVision_DISABLE_SAMPLE_FILTERING, e.g. "
+                f"{_where(records[multi[0]], multi[0])}), which the paper's tables exclude; "
+                "pass --allow-multi-instance to include them"
+            )
+
+
+def _deduplicate(
+    records: list[dict[str, Any]], keys: list[str], opts: LeaderboardOptions, warnings: list[str]
+) -> list[tuple[int, dict[str, Any], str]]:
+    """Keep one record per (model identity, config, row); returns ``(index, record, model_key)``."""
+    kept: dict[tuple[str, str, int], tuple[int, dict[str, Any], str]] = {}
+    conflicts: dict[tuple[str, str, int], list[str]] = {}
+    identical = replaced = 0
+    for index, (record, model_key) in enumerate(zip(records, keys)):
+        key = (model_key, record["config"], record["row"])
+        previous = kept.get(key)
+        if previous is None:
+            kept[key] = (index, record, model_key)
+            continue
+        same = previous[1]["response"] == record["response"] and previous[1]["target"] == record["target"]
+        if same:
+            identical += 1
+        elif opts.last_wins:
+            replaced += 1
+        else:
+            conflicts.setdefault(key, [_where(previous[1], previous[0])]).append(_where(record, index))
+            continue
+        if opts.last_wins:
+            kept[key] = (index, record, model_key)
+    if conflicts:
+        listed = [
+            f"{m} {c} row {r}: {', '.join(sources)}" for (m, c, r), sources in list(conflicts.items())[:10]
+        ]
+        more = f"; and {len(conflicts) - 10} more" if len(conflicts) > 10 else ""
+        files = sorted({s.rsplit(":", 1)[0] for sources in conflicts.values() for s in sources})
+        raise RecordError(
+            f"{len(conflicts)} sample(s) have conflicting responses across runs of the same model "
+            f"(files: {', '.join(files)}): {'; '.join(listed)}{more}; "
+            "keep one run per model or pass --last-wins"
+        )
+    if identical:
+        warnings.append(f"{identical} duplicate record(s) with identical responses were counted once")
+    if replaced:
+        warnings.append(f"{replaced} conflicting record(s) were replaced by later ones (--last-wins)")
+    return list(kept.values())
+
+
+def _check_settings(
+    model_key: str, items: list[tuple[int, dict[str, Any]]], opts: LeaderboardOptions, warnings: list[str]
+) -> None:
+    by_id: dict[str, tuple[int, dict[str, Any]]] = {}
+    counts: Counter[str] = Counter()
+    for index, record in items:
+        settings_id = str(record["settings_id"])
+        counts[settings_id] += 1
+        by_id.setdefault(settings_id, (index, record))
+    if len(counts) <= 1:
+        return
+    first = [r["settings"] for _, r in by_id.values()]
+    names = sorted({k for s in first for k in s})
+    differing = [k for k in names if len({json.dumps(s.get(k), sort_keys=True) for s in first}) > 1]
+    described = ", ".join(
+        f"{sid} ({counts[sid]} records, e.g. {_where(rec, idx)})" for sid, (idx, rec) in by_id.items()
+    )
+    message = (
+        f"model {model_key}: records carry {len(counts)} settings_ids: {described}; "
+        f"settings that differ: {', '.join(differing) or 'none recorded'}"
+    )
+    if not opts.allow_mixed_settings:
+        raise RecordError(f"{message}; evaluate each model under one setting or pass --allow-mixed-settings")
+    warnings.append(message)
+
+
+# ----------------------------------------------------------------------------------------- tables
+def _detection(
+    model_key: str, items: list[tuple[dict[str, Any], dict[str, Any], str]], opts: LeaderboardOptions
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    regions: dict[str, list[dict[str, Any]]] = {}
+    for record, sample, where in items:
+        try:
+            key = region_key(
+                record["region_label"], record["region_modality"], record["slice_dim"], opts.unknown_label
+            )
+        except RecordError as exc:
+            raise RecordError(f"{where}: {exc}") from None
+        regions.setdefault(key, []).append(sample)
+    details: list[dict[str, Any]] = []
+    in_group: dict[str, list[Mapping[str, float]]] = {group: [] for group in DETECTION_GROUPS}
+    present: set[str] = set()
+    for key, samples in regions.items():
+        aggregate = aggregate_detection(samples)
+        excluded_key = is_excluded_region(key)
+        group = None if excluded_key else ("tumor_lesion" if is_tumor_lesion_region(key) else "anatomy")
+        below = aggregate["N"] < int(opts.min_group_size)
+        in_row = group is not None and not below and aggregate["N"] > 0
+        if group is not None:
+            present.add(group)
+        if in_row:
+            in_group[group].append(aggregate)  # type: ignore[index]
+        details.append(
+            {
+                "model": model_key,
+                "region": key,
+                "group": group,
+                "excluded_key": excluded_key,
+                "below_min_group_size": below,
+                "in_row": in_row,
+                "samples": aggregate["N"],
+                "successes": aggregate["successes"],
+                **_columns(aggregate, DETECTION_COLUMNS),
+                "metrics": aggregate,
+            }
+        )
+    rows = []
+    for group in DETECTION_GROUPS:
+        if group not in present:
+            continue
+        aggregates = in_group[group]
+        rows.append(
+            {
+                "model": model_key,
+                "group": group,
+                "regions": len(aggregates),
+                "samples": sum(int(a["N"]) for a in aggregates),
+                **_group_columns(aggregates, DETECTION_COLUMNS),
+                "source": "measured",
+            }
+        )
+    details.sort(key=lambda d: (-d["samples"], d["region"]))
+    return rows, details
+
+
+def _tl(
+    model_key: str, items: list[tuple[dict[str, Any], dict[str, Any], str]], opts: LeaderboardOptions
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    labels: dict[str, list[dict[str, Any]]] = {}
+    for record, sample, where in items:
+        name = record["region_label"] if record["region_label"] is not None else record["label_name"]
+        modality = record["region_modality"] if record["region_modality"] is not None else record["modality"]
+        try:
+            key = tl_label_key(name, modality, record["slice_dim"], opts.unknown_label)
+        except RecordError as exc:
+            raise RecordError(f"{where}: {exc}") from None
+        labels.setdefault(key, []).append(sample)
+    details: list[dict[str, Any]] = []
+    used: list[Mapping[str, float]] = []
+    for key, samples in labels.items():
+        aggregate = aggregate_measure(samples)
+        # v1 quirk: a label with no finite avgMRE (zero successes) leaves the row entirely, SR and N included.
+        in_row = aggregate["N"] > 0 and not _is_nan(aggregate["avgMRE"])
+        if in_row:
+            used.append(aggregate)
+        details.append(
+            {
+                "model": model_key,
+                "label": key,
+                "in_row": in_row,
+                "samples": aggregate["N"],
+                "successes": aggregate["successes"],
+                **_columns(aggregate, MEASURE_DETAIL_COLUMNS),
+                "metrics": aggregate,
+            }
+        )
+    rows = []
+    if labels:
+        rows.append(
+            {
+                "model": model_key,
+                "group": "tl",
+                "labels": len(used),
+                "samples": sum(int(a["N"]) for a in used),
+                **_group_columns(used, MEASURE_COLUMNS),
+                "source": "measured",
+            }
+        )
+    details.sort(key=lambda d: (-d["samples"], d["label"]))
+    return rows, details
+
+
+def _ad(
+    model_key: str, items: list[tuple[dict[str, Any], dict[str, Any], str]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    labels: dict[str, list[dict[str, Any]]] = {}
+    for record, sample, where in items:
+        try:
+            key = ad_label_key(record["dataset"], record["metric_type"], record["metric_key"])
+        except RecordError as exc:
+            raise RecordError(f"{where}: {exc}") from None
+        labels.setdefault(key, []).append(sample)
+    aggregates = {key: aggregate_measure(samples) for key, samples in labels.items()}
+    details = []
+    for key, aggregate in aggregates.items():
+        group = next((g for g, needle in AD_GROUPS if needle in key), None)
+        details.append(
+            {
+                "model": model_key,
+                "label": key,
+                "group": group,
+                # zero-success labels stay in SR and samples, but leave MAE and MRE (NaN).
+                "in_error_means": not _is_nan(aggregate["avgMAE"]),
+                "samples": aggregate["N"],
+                "successes": aggregate["successes"],
+                **_columns(aggregate, MEASURE_DETAIL_COLUMNS),
+                "metrics": aggregate,
+            }
+        )
+    rows = []
+    selections = [(g, [a for k, a in aggregates.items() if needle in k]) for g, needle in AD_GROUPS]
+    selections.append((AD_OVERALL_GROUP, list(aggregates.values())))
+    for group, selected in selections:
+        if not selected:
+            continue
+        used = [a for a in selected if a["N"] > 0]
+        row = {
+            "model": model_key,
+            "group": group,
+            "labels": len(used),
+            "samples": sum(int(a["N"]) for a in used),
+            **_group_columns(used, MEASURE_COLUMNS),
+            "source": "measured",
+        }
+        if group == AD_OVERALL_GROUP:
+            row["note"] = "all A/D labels pooled, mm and degrees mixed; for information only"
+        rows.append(row)
+    details.sort(key=lambda d: d["label"])
+    return rows, details
+
+
+# ------------------------------------------------------------------------------------------ main
+def build_leaderboard(
+    records: list[dict[str, Any]],
+    *,
+    parse: str = "as-run",
+    box_fix: bool | None = None,
+    ad_drop_near_zero: bool | None = None,
+    tl_remove_multicluster: bool | None = None,
+    preset: str = "v1",
+    min_group_size: int = 50,
+    allow_demo: bool = False,
+    allow_mixed_settings: bool = False,
+    allow_multi_instance: bool = False,
+    last_wins: bool = False,
+    unknown_label: str = "error",
+    paper: bool = False,
+    paper_model: str | None = None,
+) -> dict[str, Any]:
+    """Rebuild the paper's Tables 2-4 rows from ``mv_record`` dicts (SPEC §6).
+
+    Args:
+        records: records as returned by :func:`load_records` (or plain ``mv_record`` dicts).
+        parse: ``"as-run"`` re-parses with each record's ``settings.parse``; ``"last_k"``/``"answer_tag"``
+            override it.
+        box_fix, ad_drop_near_zero, tl_remove_multicluster: ``None`` uses each record's recorded switch;
+            ``True``/``False`` override it.
+        preset: ``"v1"`` (switches as recorded) or ``"paper"`` (v1 plus ``tl_remove_multicluster`` and
+            ``ad_drop_near_zero``, forced on).
+        min_group_size: detection region size floor (v1: 50).
+        allow_demo, allow_mixed_settings, allow_multi_instance: accept records otherwise refused.
+        last_wins: a later record replaces an earlier conflicting one instead of raising.
+        unknown_label: ``"error"`` or ``"others"`` for labels missing from the v1 maps.
+        paper: add the published rows (``source: "paper"``) below the measured rows of known models.
+        paper_model: use this ``model_key``'s published rows for every measured model (implies ``paper``).
+
+    Returns:
+        ``{"detection", "tl", "ad", "details": {"detection_regions", "tl_labels", "ad_labels"}, "models",
+        "options", "warnings"}``. Rows carry ``model``, ``group``, ``regions``/``labels``, ``samples``, the
+        paper columns in paper units (detection ``R P F1 IoU SR IoU>0.5 F1>0.5`` in %; ``MAE`` in mm or
+        degrees, ``MRE SR MRE<0.1`` in %) and ``source``. NaN is ``None``.
+
+    Raises:
+        RecordError: malformed records, conflicting duplicates, mixed settings, demo or multi-instance
+            records without their flags, unknown labels, or a missing multi-cluster list.
+        ValueError: invalid option values.
+    """
+    opts = LeaderboardOptions(
+        parse=parse,
+        box_fix=box_fix,
+        ad_drop_near_zero=ad_drop_near_zero,
+        tl_remove_multicluster=tl_remove_multicluster,
+        preset=preset,
+        min_group_size=min_group_size,
+        allow_demo=allow_demo,
+        allow_mixed_settings=allow_mixed_settings,
+        allow_multi_instance=allow_multi_instance,
+        last_wins=last_wins,
+        unknown_label=unknown_label,
+        paper=paper,
+        paper_model=paper_model,
+    )
+    warnings: list[str] = []
+    records = list(records)
+    if not records:
+        raise RecordError("no records to summarise")
+    for index, record in enumerate(records):
+        validate_record(record, _where(record, index) if isinstance(record, dict) else f"record {index}")
+    _refuse(records, opts)
+    keys = [model_key_for(r["model"]["adapter"], r["model"].get("pretrained")) for r in records]
+    kept = _deduplicate(records, keys, opts, warnings)
+
+    by_model: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for index, record, model_key in kept:
+        by_model.setdefault(model_key, []).append((index, record))
+
+    tables: dict[str, list[dict[str, Any]]] = {"detection": [], "tl": [], "ad": []}
+    details: dict[str, list[dict[str, Any]]] = {"detection_regions": [], "tl_labels": [], "ad_labels": []}
+    models: list[dict[str, Any]] = []
+    for model_key in sorted(by_model):
+        items = by_model[model_key]
+        _check_settings(model_key, items, opts, warnings)
+        families: dict[str, list[tuple[dict[str, Any], dict[str, Any], str]]] = {f: [] for f in FAMILY_K}
+        for index, record in items:
+            where = _where(record, index)
+            families[record["family"]].append((record, _rescore(record, where, opts), where))
+        det_rows, det_details = _detection(model_key, families["detection"], opts)
+        tl_rows, tl_details = _tl(model_key, families["tl"], opts)
+        ad_rows, ad_details = _ad(model_key, families["ad"])
+        tables["detection"].extend(det_rows)
+        tables["tl"].extend(tl_rows)
+        tables["ad"].extend(ad_rows)
+        details["detection_regions"].extend(det_details)
+        details["tl_labels"].extend(tl_details)
+        details["ad_labels"].extend(ad_details)
+        models.append(_model_summary(model_key, items, families))
+        _count_warnings(model_key, items, det_rows + tl_rows + ad_rows, families, opts, warnings)
+
+    for table, group_order in (
+        ("detection", DETECTION_GROUPS),
+        ("tl", ("tl",)),
+        ("ad", (*(g for g, _ in AD_GROUPS), AD_OVERALL_GROUP)),
+    ):
+        tables[table].sort(key=lambda row, order=group_order: (order.index(row["group"]), row["model"]))
+    if opts.paper:
+        _insert_paper_rows(tables, opts.paper_model)
+
+    result = {
+        **tables,
+        "details": details,
+        "models": models,
+        "options": asdict(opts),
+        "warnings": warnings,
+    }
+    return _json_ready(result)
+
+
+def _model_summary(
+    model_key: str,
+    items: list[tuple[int, dict[str, Any]]],
+    families: Mapping[str, list[tuple[dict[str, Any], dict[str, Any], str]]],
+) -> dict[str, Any]:
+    settings: dict[str, Any] = {}
+    for _, record in items:
+        settings.setdefault(str(record["settings_id"]), record["settings"])
+    first = items[0][1]["model"]
+    effective = {
+        "parse": sorted({s["parse"] for rows in families.values() for _, s, _ in rows}),
+        "box_fix": sorted({s["switch"] for _, s, _ in families["detection"]}),
+        "tl_remove_multicluster": sorted({s["switch"] for _, s, _ in families["tl"]}),
+        "ad_drop_near_zero": sorted({s["switch"] for _, s, _ in families["ad"]}),
+    }
+    return {
+        "model": model_key,
+        "adapter": first["adapter"],
+        "pretrained": first.get("pretrained"),
+        "backends": sorted({str(r["model"].get("backend")) for _, r in items}),
+        "records": len(items),
+        "records_by_family": {f: len(rows) for f, rows in families.items()},
+        "excluded": sum(1 for rows in families.values() for _, s, _ in rows if s["excluded"]),
+        "data_root_kinds": sorted({str(r["data_root_kind"]) for _, r in items}),
+        "plugin_versions": sorted({str(r.get("plugin_version")) for _, r in items}),
+        "settings": settings,
+        "effective": effective,
+    }
+
+
+def _count_warnings(
+    model_key: str,
+    items: list[tuple[int, dict[str, Any]]],
+    rows: list[dict[str, Any]],
+    families: Mapping[str, list[tuple[dict[str, Any], dict[str, Any], str]]],
+    opts: LeaderboardOptions,
+    warnings: list[str],
+) -> None:
+    truncated = sum(1 for _, r in items if r.get("truncated"))
+    if truncated:
+        warnings.append(f"{model_key}: {truncated} response(s) hit max_new_tokens (truncated)")
+    if any(r["data_root_kind"] == "demo" for _, r in items):
+        return
+    for row in rows:
+        table = "detection" if "regions" in row else ("tl" if row["group"] == "tl" else "ad")
+        headline = PAPER_HEADLINE_COUNTS.get((table, row["group"]))
+        if headline is None:
+            continue
+        paper_n = headline[1]
+        if abs(row["samples"] - paper_n) > 0.01 * paper_n:
+            hint = ""
+            if opts.preset == "v1" and row["group"] in ("tl", "ceph_angle"):
+                hint = "; --preset paper applies the filters the paper's counts imply"
+            warnings.append(
+                f"{model_key} {row['group']}: {row['samples']} samples, the paper reports {paper_n} "
+                f"(more than 1% apart){hint}"
+            )
+
+
+def _insert_paper_rows(tables: dict[str, list[dict[str, Any]]], paper_model: str | None) -> None:
+    inserted: set[tuple[str, str, str]] = set()
+    for table, rows in tables.items():
+        out: list[dict[str, Any]] = []
+        for row in rows:
+            out.append(row)
+            published_key = paper_model or row["model"]
+            for published in paper_rows(published_key)[table]:
+                marker = (table, published_key, published["group"])
+                if published["group"] == row["group"] and marker not in inserted:
+                    inserted.add(marker)
+                    out.append(published)
+        rows[:] = out
