@@ -8,19 +8,21 @@ float16-rounded as in the official rows.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
+import os
 import re
 import warnings
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import PlanError
+from .errors import PlanError, SettingsError
 
 FAMILY_BY_ANNOTATION = {"BoxSize": "detection", "TumorLesionSize": "tl", "BiometricsFromLandmarks": "ad"}
 PLAN_KIND_BY_FAMILY = {"detection": "detection", "tl": "biometry", "ad": "biometry"}
@@ -153,6 +155,16 @@ def find_plan(folder: Path, kind: str, ceiling: str = "1.0.0") -> tuple[Path, st
     return found[eligible[-1]]
 
 
+def plan_versions(folder: Path) -> dict[str, list[str]]:
+    """Plan versions present in a dataset folder, by kind, ascending."""
+    found: dict[str, list[tuple[int, ...]]] = {}
+    for path in Path(folder).glob("benchmark_plan_*_v*.json.gz"):
+        m = _PLAN_RE.match(path.name)
+        if m:
+            found.setdefault(m["kind"], []).append(_version_tuple(m["version"]))
+    return {k: [".".join(map(str, v)) for v in sorted(vs)] for k, vs in sorted(found.items())}
+
+
 _TASK_KEYS = ("task_ID", "labels_map", "test_cases", "train_cases")
 _CASE_KEYS = ("image_file", "image_file_info")
 
@@ -180,8 +192,13 @@ def read_plan(path: Path) -> dict[str, Any]:
 
 
 def _check_plan(plan: Any, path: str) -> None:
+    """Check the fields the reader needs (types and presence); slice entries are checked while flattening."""
+
     def fail(field: str, what: str) -> None:
-        raise PlanError(f"{path}: field {field} {what}; the plan does not follow the MedVision schema.")
+        raise PlanError(
+            f"{path}: field {field} {what}; the plan does not follow the MedVision schema (re-download it, or fix "
+            "the entry if you edited the plan)."
+        )
 
     if not isinstance(plan, dict):
         fail("<top level>", "is not an object")
@@ -194,24 +211,43 @@ def _check_plan(plan: Any, path: str) -> None:
         for key in _TASK_KEYS:
             if key not in task:
                 fail(f"tasks[{ti}].{key}", "is missing")
-        if not isinstance(task["labels_map"], dict):
-            fail(f"tasks[{ti}].labels_map", "is not an object")
+        if not isinstance(task["task_ID"], str) or not re.fullmatch(r"\d\d", task["task_ID"]):
+            fail(f"tasks[{ti}].task_ID", f"is {task['task_ID']!r}, not a two-digit string such as '01'")
+        for key in ("labels_map", "landmarks_map", "lines_map", "angles_map"):
+            if key in task and not isinstance(task[key], dict):
+                fail(f"tasks[{ti}].{key}", f"is a {type(task[key]).__name__}, not an object")
+        for key in ("image_modality", "image_description"):
+            if key in task and not isinstance(task[key], str):
+                fail(f"tasks[{ti}].{key}", f"is a {type(task[key]).__name__}, not a string")
+        if "target_label" in task and not re.fullmatch(r"\d+(\.0)?", str(task["target_label"])):
+            fail(f"tasks[{ti}].target_label", f"is {task['target_label']!r}, not a mask label value")
         for split in ("test_cases", "train_cases"):
             if not isinstance(task[split], list):
                 fail(f"tasks[{ti}].{split}", "is not a list")
             for ci, case in enumerate(task[split]):
+                where = f"tasks[{ti}].{split}[{ci}]"
                 if not isinstance(case, dict):
-                    fail(f"tasks[{ti}].{split}[{ci}]", "is not an object")
+                    fail(where, "is not an object")
                 for key in _CASE_KEYS:
                     if key not in case:
-                        fail(f"tasks[{ti}].{split}[{ci}].{key}", "is missing")
+                        fail(f"{where}.{key}", "is missing")
+                for key in ("image_file", "mask_file", "landmark_file"):
+                    if key in case and not (isinstance(case[key], str) and case[key]):
+                        fail(f"{where}.{key}", f"is {case[key]!r}, not a non-empty path string")
                 info = case["image_file_info"]
-                if (
-                    not isinstance(info, dict)
-                    or len(info.get("voxel_size", [])) != 3
-                    or len(info.get("array_size", [])) != 3
-                ):
-                    fail(f"tasks[{ti}].{split}[{ci}].image_file_info", "lacks voxel_size[3]/array_size[3]")
+                if not isinstance(info, dict):
+                    fail(f"{where}.image_file_info", "is not an object")
+                for key in ("voxel_size", "array_size"):
+                    value = info.get(key)
+                    if (
+                        not isinstance(value, list)
+                        or len(value) != 3
+                        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+                    ):
+                        fail(f"{where}.image_file_info.{key}", f"is {value!r}, not a list of 3 numbers")
+                for key in PROFILE_KEY_BY_DIM.values():
+                    if key in case and not isinstance(case[key], list):
+                        fail(f"{where}.{key}", "is not a list")
 
 
 def plan_task(plan: dict[str, Any], task_id: str, where: str) -> dict[str, Any]:
@@ -330,7 +366,7 @@ def _load_multicluster_keys(ds_dir: Path) -> set[tuple[str, int, int, int]] | No
 
 @dataclass
 class RowStats:
-    """Counts of one flattening pass (for doctor and tests)."""
+    """Counts of one flattening pass (for doctor and tests); not filled when rows come from the row cache."""
 
     flattened: int = 0
     kept: int = 0
@@ -341,6 +377,282 @@ class RowStats:
     dropped_metric_type: int = 0
 
 
+# ------------------------------------------------------------------------------------- plan overrides
+PLAN_KINDS = ("detection", "biometry", "segmentation")
+_NOT_OVERRIDABLE = ("task_ID", "test_cases", "train_cases")
+_MERGED_MAPS = ("labels_map", "landmarks_map", "lines_map", "angles_map")
+Overrides = dict[str, dict[str, dict[str, dict[str, Any]]]]
+
+
+def parse_plan_overrides(text: str | None) -> Overrides:
+    """Parse MEDVISION_PLAN_OVERRIDES: a JSON file path or inline JSON `{dataset: {kind: {task_ID: {field: v}}}}`."""
+    if not text or not text.strip():
+        return {}
+    raw, source = text.strip(), "MEDVISION_PLAN_OVERRIDES"
+    if not raw.startswith("{"):
+        path = Path(raw).expanduser()
+        if not path.is_file():
+            raise SettingsError(
+                f"MEDVISION_PLAN_OVERRIDES={text!r}: file not found; point it at a JSON file "
+                "{dataset: {kind: {task_ID: {field: value}}}} or give that JSON inline."
+            )
+        raw, source = path.read_text(encoding="utf-8"), str(path)
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(
+            f"{source}: invalid JSON ({exc}); expected {{dataset: {{kind: {{task_ID: {{...}}}}}}}}."
+        ) from None
+    shape = "expected {dataset: {detection|biometry|segmentation: {task_ID: {field: value}}}}"
+    if not isinstance(data, dict):
+        raise SettingsError(f"{source}: {shape}.")
+    for dataset, kinds in data.items():
+        if not isinstance(kinds, dict):
+            raise SettingsError(f"{source}: [{dataset!r}] is not an object; {shape}.")
+        for kind, tasks in kinds.items():
+            if kind not in PLAN_KINDS:
+                raise SettingsError(f"{source}: [{dataset!r}][{kind!r}]: unknown plan kind; use one of {PLAN_KINDS}.")
+            if not isinstance(tasks, dict):
+                raise SettingsError(f"{source}: [{dataset!r}][{kind!r}] is not an object; {shape}.")
+            for task_id, fields in tasks.items():
+                where = f"{source}: [{dataset!r}][{kind!r}][{task_id!r}]"
+                if not re.fullmatch(r"\d\d", str(task_id)) or not isinstance(fields, dict):
+                    raise SettingsError(f"{where}: task IDs are two-digit strings ('01') mapping to objects; {shape}.")
+                for name, value in fields.items():
+                    if name in _NOT_OVERRIDABLE:
+                        raise SettingsError(
+                            f"{where}: {name!r} cannot be overridden (cases and IDs come from the plan)."
+                        )
+                    if name in _MERGED_MAPS and not isinstance(value, dict):
+                        raise SettingsError(f"{where}: {name!r} must be an object, got {type(value).__name__}.")
+                    if name in ("image_description", "image_modality") and not isinstance(value, str):
+                        raise SettingsError(f"{where}: {name!r} must be a string, got {type(value).__name__}.")
+    return data
+
+
+def apply_overrides(task: dict[str, Any], overrides: Overrides, dataset: str, kind: str) -> dict[str, Any]:
+    """The plan task with its override fields applied (maps merged key by key, other fields replaced)."""
+    fields = overrides.get(dataset, {}).get(kind, {}).get(str(task.get("task_ID")))
+    if not fields:
+        return task
+    out = dict(task)
+    for name, value in fields.items():
+        out[name] = {**out.get(name, {}), **value} if name in _MERGED_MAPS else value
+    return out
+
+
+# --------------------------------------------------------------------------------------- flattening
+OFFICIAL_FIELDS = (
+    "dataset_name",
+    "taskID",
+    "taskType",
+    "image_file",
+    "mask_file",
+    "landmark_file",
+    "slice_dim",
+    "slice_idx",
+    "image_size_2d",
+    "pixel_size",
+    "image_size_3d",
+    "voxel_size",
+    "label",
+    "bounding_boxes",
+    "biometric_profile",
+)
+PATH_FIELDS = ("image_file", "mask_file", "landmark_file")
+_BOX_KEYS = ("min_coords", "max_coords", "center_coords", "dimensions", "sizes")
+_TL_KEYS = (
+    "metric_type",
+    "metric_map_name",
+    "metric_key_major_axis",
+    "metric_value_major_axis",
+    "metric_key_minor_axis",
+    "metric_value_minor_axis",
+    "metric_unit",
+)
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """The files one config's rows depend on (plan, segmentation plan, multi-cluster list)."""
+
+    ds_dir: Path
+    plan_path: Path
+    version: str
+    segmentation_path: Path | None
+    multi_cluster_path: Path | None
+
+
+def plan_inputs(root: Path, cfg: ConfigName, planner_version: str) -> PlanInputs:
+    """Locate the plan of a config under the version ceiling, plus the files its mv_* fields read."""
+    ds_dir = dataset_dir(Path(root), cfg.dataset)
+    plan_path, version = find_plan(ds_dir, cfg.plan_kind, planner_version)
+    seg_path = None
+    if cfg.family == "detection":
+        try:
+            seg_path = find_plan(ds_dir, "segmentation", planner_version)[0]
+        except PlanError:
+            seg_path = None
+    mc = ds_dir / MULTI_CLUSTER_FILE
+    return PlanInputs(ds_dir, plan_path, version, seg_path, mc if cfg.family == "tl" and mc.is_file() else None)
+
+
+@dataclass
+class _PlanContext:
+    """What every row of one config shares: the plan task (overrides applied) and the region source."""
+
+    root: Path
+    cfg: ConfigName
+    inputs: PlanInputs
+    task: dict[str, Any]
+    labels_map: dict[str, str]
+    region_labels: dict[str, str]
+    region_modality: str
+    region_flag: bool
+    multicluster: set[tuple[str, int, int, int]] | None
+    filtering: bool
+    where: str
+
+
+def _plan_context(
+    root: Path, cfg: ConfigName, planner_version: str, filtering: bool, overrides: Overrides | None
+) -> _PlanContext:
+    inputs = plan_inputs(root, cfg, planner_version)
+    overrides = overrides or {}
+    task = plan_task(read_plan(inputs.plan_path), cfg.task_id, str(inputs.plan_path))
+    task = apply_overrides(task, overrides, cfg.dataset, cfg.plan_kind)
+    region_task, region_flag = task, False
+    if cfg.family == "detection":
+        region_flag = True
+        if inputs.segmentation_path is not None:
+            try:
+                seg = plan_task(read_plan(inputs.segmentation_path), cfg.task_id, str(inputs.segmentation_path))
+                region_task, region_flag = apply_overrides(seg, overrides, cfg.dataset, "segmentation"), False
+            except PlanError:
+                region_task, region_flag = task, True
+    labels_map = {str(k): str(v) for k, v in task["labels_map"].items()}
+    return _PlanContext(
+        root=Path(root),
+        cfg=cfg,
+        inputs=inputs,
+        task=task,
+        labels_map=labels_map,
+        region_labels={str(k): str(v) for k, v in region_task.get("labels_map", {}).items()},
+        region_modality=str(region_task.get("image_modality") or ""),
+        region_flag=region_flag,
+        multicluster=_load_multicluster_keys(inputs.ds_dir) if cfg.family == "tl" else None,
+        filtering=filtering,
+        where=f"{inputs.plan_path} task {cfg.task_id}",
+    )
+
+
+def _finish_row(ctx: _PlanContext, official: dict[str, Any], image_rel: str, where: str) -> dict[str, Any]:
+    """Official fields in canonical order plus the mv_* fields resolved from the plan task."""
+    cfg, task = ctx.cfg, ctx.task
+    row = {k: official[k] for k in OFFICIAL_FIELDS if k in official}
+    row.update(
+        mv_config=cfg.config,
+        mv_family=cfg.family,
+        mv_plan_version=ctx.inputs.version,
+        mv_image_file_rel=image_rel,
+        mv_image_description=str(task.get("image_description") or ""),
+        mv_modality=str(task.get("image_modality") or ""),
+        mv_multi_instance=not ctx.filtering,
+    )
+    if cfg.family == "detection":
+        label = row["label"]
+        name = ctx.labels_map.get(str(label))
+        if name is None:
+            raise PlanError(f"{where}: label {label} is not in labels_map {sorted(ctx.labels_map)}.")
+        row.update(
+            mv_label_name=name,
+            mv_region_label=ctx.region_labels.get(str(label), name),
+            mv_region_modality=ctx.region_modality,
+            mv_region_from_detection_plan=ctx.region_flag,
+        )
+    elif cfg.family == "tl":
+        label = row["label"]
+        name = ctx.labels_map.get(str(label))
+        if name is None:
+            raise PlanError(f"{where}: target_label {label} is not in labels_map {sorted(ctx.labels_map)}.")
+        key = (image_rel, int(row["slice_dim"]), int(row["slice_idx"]), int(cfg.task_id))
+        row.update(
+            mv_label_name=name,
+            mv_region_label=name,
+            mv_region_modality=row["mv_modality"],
+            mv_region_from_detection_plan=False,
+            mv_multicluster_listed=None if ctx.multicluster is None else key in ctx.multicluster,
+        )
+    else:
+        row.update(
+            mv_label_name=None, mv_region_label=None, mv_region_modality=None, mv_region_from_detection_plan=False
+        )
+        row.update(_ad_names(task, row["biometric_profile"], where))
+    return row
+
+
+def _ad_profile(metric: dict[str, Any], dim: int) -> dict[str, Any]:
+    return {
+        "metric_type": str(metric["metric_type"]),
+        "metric_map_name": str(metric["metric_map_name"]),
+        "metric_key": str(metric["metric_key"]),
+        "metric_value": f16(metric["metric_value"]),
+        "metric_unit": str(metric["metric_unit"]),
+        "slice_dim": int(metric.get("slice_dim", dim)),
+    }
+
+
+def _entry_rows(
+    ctx: _PlanContext, case_fields: dict[str, Any], image_rel: str, entry: dict[str, Any], where: str, stats: RowStats
+) -> list[dict[str, Any]]:
+    """The kept rows of one slice entry (SPEC §1.4 steps 2-3)."""
+    cfg, filtering = ctx.cfg, ctx.filtering
+    slice_idx = int(entry["slice_idx"])
+    profile = entry["slice_profile"]
+    out = []
+    if cfg.family == "detection":
+        for item in profile:
+            stats.flattened += 1
+            bboxes = item.get("bboxes") or []
+            if filtering and len(bboxes) != 1:
+                stats.dropped_multi_box += 1
+                continue
+            if filtering and min(int(d) for d in bboxes[0]["dimensions"]) < MIN_BOX_DIMENSION_PX:
+                stats.dropped_small_box += 1
+                continue
+            official = dict(case_fields, slice_idx=slice_idx, label=int(np.uint16(item["label"])))
+            official["bounding_boxes"] = _bbox_dict(bboxes)
+            out.append(_finish_row(ctx, official, image_rel, where))
+    elif cfg.family == "tl":
+        stats.flattened += 1
+        bio = _tl_profile(profile)
+        n_ellipses = len(bio["metric_value_major_axis"])
+        if n_ellipses == 0:
+            stats.dropped_empty += 1
+            warnings.warn(f"{where} slice {slice_idx}: empty T/L profile dropped", stacklevel=4)
+            return out
+        n_clusters = entry.get("n_total_clusters")
+        if filtering and ((n_clusters is not None and int(n_clusters) > 1) or (n_clusters is None and n_ellipses > 1)):
+            stats.dropped_multi_cluster += 1
+            return out
+        official = dict(
+            case_fields, slice_idx=slice_idx, label=int(float(ctx.task["target_label"])), biometric_profile=bio
+        )
+        out.append(_finish_row(ctx, official, image_rel, where))
+    else:
+        for metric in profile if isinstance(profile, list) else [profile]:
+            stats.flattened += 1
+            bio = _ad_profile(metric, cfg.slice_dim)
+            if cfg.metric_token and bio["metric_type"] != cfg.metric_token.lower():
+                stats.dropped_metric_type += 1
+                continue
+            out.append(
+                _finish_row(ctx, dict(case_fields, slice_idx=slice_idx, biometric_profile=bio), image_rel, where)
+            )
+    stats.kept += len(out)
+    return out
+
+
 def iter_rows(
     root: Path,
     config: str,
@@ -348,148 +660,137 @@ def iter_rows(
     planner_version: str = "1.0.0",
     filtering: bool = True,
     stats: RowStats | None = None,
+    overrides: Overrides | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield the filtered rows of one config in loader order (no cap, no `mv_row`)."""
     cfg = parse_config_name(config)
     stats = stats if stats is not None else RowStats()
-    ds_dir = dataset_dir(Path(root), cfg.dataset)
-    plan_path, version = find_plan(ds_dir, cfg.plan_kind, planner_version)
-    plan = read_plan(plan_path)
-    task = plan_task(plan, cfg.task_id, str(plan_path))
-    where = f"{plan_path} task {cfg.task_id}"
-    labels_map = {str(k): str(v) for k, v in task["labels_map"].items()}
-    region_task, region_flag = task, False
-    if cfg.family == "detection":
-        try:
-            seg_path, _ = find_plan(ds_dir, "segmentation", planner_version)
-            region_task = plan_task(read_plan(seg_path), cfg.task_id, str(seg_path))
-        except PlanError:
-            region_task, region_flag = task, True
-    multicluster = _load_multicluster_keys(ds_dir) if cfg.family == "tl" else None
-    cases = task["test_cases"] if cfg.split == "Test" else task["train_cases"]
+    ctx = _plan_context(Path(root), cfg, planner_version, filtering, overrides)
+    cases = ctx.task["test_cases"] if cfg.split == "Test" else ctx.task["train_cases"]
     dim = cfg.slice_dim
-    base = {
-        "dataset_name": cfg.dataset,
-        "taskID": cfg.task_id,
-        "taskType": cfg.task_type,
-        "slice_dim": dim,
-        "mv_config": cfg.config,
-        "mv_family": cfg.family,
-        "mv_plan_version": version,
-        "mv_image_description": str(task.get("image_description") or ""),
-        "mv_modality": str(task.get("image_modality") or ""),
-        "mv_multi_instance": not filtering,
-    }
+    profile_key = PROFILE_KEY_BY_DIM[dim]
     for ci, case in enumerate(cases):
-        cwhere = f"{where} {cfg.split.lower()} case {ci}"
+        cwhere = f"{ctx.where} {cfg.split.lower()}_cases[{ci}]"
         image_abs, image_rel = resolve_data_path(root, cfg.dataset, case["image_file"], f"{cwhere} image_file")
         info = case["image_file_info"]
         size3 = [int(np.uint16(v)) for v in info["array_size"]]
         voxel = [f16(v) for v in info["voxel_size"]]
-        case_fields = dict(base)
-        case_fields.update(
-            image_file=str(image_abs),
-            mv_image_file_rel=image_rel,
-            image_size_3d=size3,
-            voxel_size=voxel,
-            image_size_2d=_drop_axis(size3, dim),
-            pixel_size=_drop_axis(voxel, dim),
-        )
+        case_fields: dict[str, Any] = {
+            "dataset_name": cfg.dataset,
+            "taskID": cfg.task_id,
+            "taskType": cfg.task_type,
+            "image_file": str(image_abs),
+        }
         for key in ("mask_file", "landmark_file"):
             if case.get(key):
                 case_fields[key] = str(resolve_data_path(root, cfg.dataset, case[key], f"{cwhere} {key}")[0])
-        profiles = case.get(PROFILE_KEY_BY_DIM[dim]) or []
-        for entry in profiles:
-            slice_idx = int(entry["slice_idx"])
-            profile = entry["slice_profile"]
-            if cfg.family == "detection":
-                for item in profile:
-                    stats.flattened += 1
-                    bboxes = item.get("bboxes") or []
-                    if filtering and len(bboxes) != 1:
-                        stats.dropped_multi_box += 1
-                        continue
-                    if filtering and min(int(d) for d in bboxes[0]["dimensions"]) < MIN_BOX_DIMENSION_PX:
-                        stats.dropped_small_box += 1
-                        continue
-                    label = int(np.uint16(item["label"]))
-                    name = labels_map.get(str(label))
-                    if name is None:
-                        raise PlanError(f"{cwhere}: label {label} is not in labels_map {sorted(labels_map)}.")
-                    region_name = {str(k): v for k, v in region_task["labels_map"].items()}.get(str(label), name)
-                    row = dict(case_fields)
-                    row.update(
-                        slice_idx=slice_idx,
-                        label=label,
-                        bounding_boxes=_bbox_dict(bboxes),
-                        mv_label_name=name,
-                        mv_region_label=str(region_name),
-                        mv_region_modality=str(region_task.get("image_modality") or ""),
-                        mv_region_from_detection_plan=region_flag,
-                    )
-                    stats.kept += 1
-                    yield row
-            elif cfg.family == "tl":
-                stats.flattened += 1
-                bio = _tl_profile(profile)
-                n_ellipses = len(bio["metric_value_major_axis"])
-                if n_ellipses == 0:
-                    stats.dropped_empty += 1
-                    warnings.warn(f"{cwhere} slice {slice_idx}: empty T/L profile dropped", stacklevel=2)
-                    continue
-                n_clusters = entry.get("n_total_clusters")
-                if filtering and (
-                    (n_clusters is not None and int(n_clusters) > 1) or (n_clusters is None and n_ellipses > 1)
-                ):
-                    stats.dropped_multi_cluster += 1
-                    continue
-                target = int(task["target_label"])
-                name = labels_map.get(str(target))
-                if name is None:
-                    raise PlanError(f"{cwhere}: target_label {target} is not in labels_map {sorted(labels_map)}.")
-                row = dict(case_fields)
-                row.update(
-                    slice_idx=slice_idx,
-                    label=target,
-                    biometric_profile=bio,
-                    mv_label_name=name,
-                    mv_region_label=name,
-                    mv_region_modality=base["mv_modality"],
-                    mv_region_from_detection_plan=False,
-                    mv_multicluster_listed=(
-                        None if multicluster is None else (image_rel, dim, slice_idx, int(cfg.task_id)) in multicluster
-                    ),
-                )
-                stats.kept += 1
-                yield row
-            else:
-                metrics = profile if isinstance(profile, list) else [profile]
-                for metric in metrics:
-                    stats.flattened += 1
-                    mtype = str(metric["metric_type"])
-                    if cfg.metric_token and mtype != cfg.metric_token.lower():
-                        stats.dropped_metric_type += 1
-                        continue
-                    bio = {
-                        "metric_type": mtype,
-                        "metric_map_name": str(metric["metric_map_name"]),
-                        "metric_key": str(metric["metric_key"]),
-                        "metric_value": f16(metric["metric_value"]),
-                        "metric_unit": str(metric["metric_unit"]),
-                        "slice_dim": int(metric.get("slice_dim", dim)),
-                    }
-                    row = dict(case_fields)
-                    row.update(
-                        slice_idx=slice_idx,
-                        biometric_profile=bio,
-                        mv_label_name=None,
-                        mv_region_label=None,
-                        mv_region_modality=None,
-                        mv_region_from_detection_plan=False,
-                    )
-                    row.update(_ad_names(task, metric, cwhere))
-                    stats.kept += 1
-                    yield row
+        case_fields.update(
+            slice_dim=dim,
+            image_size_2d=_drop_axis(size3, dim),
+            pixel_size=_drop_axis(voxel, dim),
+            image_size_3d=size3,
+            voxel_size=voxel,
+        )
+        for j, entry in enumerate(case.get(profile_key) or []):
+            where = f"{cwhere}.{profile_key}[{j}]"
+            try:
+                rows = _entry_rows(ctx, case_fields, image_rel, entry, where, stats)
+            except PlanError:
+                raise
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+                raise PlanError(
+                    f"{where}: malformed slice entry ({type(exc).__name__}: {exc}); expected "
+                    "{slice_idx, slice_profile} as in SPEC §1.3; re-download the plan."
+                ) from exc
+            yield from rows
+
+
+# ---------------------------------------------------------------------------------------- row cache
+ROW_CACHE_VERSION = "1"  # bump whenever flattening or the row schema changes
+
+
+@dataclass
+class RowCacheCounters:
+    """Process-wide row-cache counters (tests and doctor read them)."""
+
+    hits: int = 0
+    misses: int = 0
+    writes: int = 0
+
+
+ROW_CACHE = RowCacheCounters()
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, memoised by (path, mtime, size)."""
+    stat = Path(path).stat()
+    memo = (str(path), stat.st_mtime_ns, stat.st_size)
+    if memo not in _DIGESTS:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        _DIGESTS[memo] = digest.hexdigest()
+    return _DIGESTS[memo]
+
+
+def row_cache_file(
+    cache_dir: Path,
+    root: Path,
+    config: str,
+    *,
+    planner_version: str,
+    filtering: bool,
+    cap: int,
+    overrides: Overrides | None = None,
+) -> Path:
+    """Cache file of one config's rows, keyed by every input: plan SHA-256s, filter mode, cap, ceiling, overrides."""
+    cfg = parse_config_name(config)
+    inputs = plan_inputs(root, cfg, planner_version)
+    key = {
+        "reader": ROW_CACHE_VERSION,
+        "config": config,
+        "root": str(Path(root).resolve()),
+        "plan": file_sha256(inputs.plan_path),
+        "segmentation": file_sha256(inputs.segmentation_path) if inputs.segmentation_path else None,
+        "multi_cluster": file_sha256(inputs.multi_cluster_path) if inputs.multi_cluster_path else None,
+        "planner_version": planner_version,
+        "filtering": filtering,
+        "cap": cap,
+        "overrides": (overrides or {}).get(cfg.dataset),
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    return Path(cache_dir) / "rows" / f"{config}-{digest[:24]}.jsonl.gz"
+
+
+def _read_row_cache(path: Path) -> list[dict[str, Any]] | None:
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh]
+    except FileNotFoundError:
+        return None
+    except (OSError, EOFError, zlib.error, ValueError) as exc:
+        warnings.warn(f"{path}: unreadable row cache ({exc}); rebuilding it.", stacklevel=3)
+        return None
+
+
+def _write_row_cache(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=1) as gz:
+            for row in rows:
+                gz.write((json.dumps(row) + "\n").encode("utf-8"))
+        os.replace(tmp, path)
+        ROW_CACHE.writes += 1
+    except OSError as exc:
+        warnings.warn(
+            f"{path}: cannot write the row cache ({exc}); set MEDVISION_CACHE_DIR to a writable folder "
+            "or MEDVISION_ROW_CACHE=0.",
+            stacklevel=3,
+        )
+        tmp.unlink(missing_ok=True)
 
 
 def rows_for_config(
@@ -500,12 +801,278 @@ def rows_for_config(
     filtering: bool = True,
     cap: int = 0,
     stats: RowStats | None = None,
+    overrides: Overrides | None = None,
+    cache_dir: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Filtered rows of one config in loader order with `mv_row`, truncated to `cap` rows (0 = all)."""
+    """Filtered rows of one config in loader order with `mv_row`, truncated to `cap` rows (0 = all).
+
+    Flattening stops once `cap` rows have passed the filters. With `cache_dir`, rows are read from and written
+    to `<cache_dir>/rows/` (gzip JSONL keyed by `row_cache_file`).
+    """
+    path = None
+    if cache_dir is not None:
+        path = row_cache_file(
+            cache_dir, root, config, planner_version=planner_version, filtering=filtering, cap=cap, overrides=overrides
+        )
+        cached = _read_row_cache(path)
+        if cached is not None:
+            ROW_CACHE.hits += 1
+            return cached
+        ROW_CACHE.misses += 1
     rows: list[dict[str, Any]] = []
-    for row in iter_rows(root, config, planner_version=planner_version, filtering=filtering, stats=stats):
-        if cap and len(rows) >= cap:
-            break
+    rows_iter = iter_rows(
+        root, config, planner_version=planner_version, filtering=filtering, stats=stats, overrides=overrides
+    )
+    for row in rows_iter:
         row["mv_row"] = len(rows)
         rows.append(row)
+        if cap and len(rows) >= cap:
+            break
+    if path is not None:
+        _write_row_cache(path, rows)
     return rows
+
+
+# ------------------------------------------------------------------------------------- Arrow rows
+def parse_path_remap(text: str | None) -> tuple[tuple[str, str], ...]:
+    """Parse MEDVISION_PATH_REMAP `old_prefix=new_prefix[;...]` (longest prefix first)."""
+    pairs = []
+    for part in (text or "").split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        old, sep, new = part.partition("=")
+        if not sep or not old:
+            raise SettingsError(
+                f"MEDVISION_PATH_REMAP: {part!r} is not old_prefix=new_prefix; separate several pairs with ';'."
+            )
+        pairs.append((old, new))
+    return tuple(sorted(pairs, key=lambda p: -len(p[0])))
+
+
+def remap_path(value: str, remaps: tuple[tuple[str, str], ...]) -> str:
+    """Replace the first (longest) matching prefix of `value`."""
+    for old, new in remaps:
+        if value.startswith(old):
+            return new + value[len(old) :]
+    return value
+
+
+@dataclass
+class RowSources:
+    """Where rows come from besides the plans (SPEC §1.6), the plan overrides and the row-cache folder."""
+
+    arrow_dir: Path | None = None
+    arrow_map: dict[str, Path] = field(default_factory=dict)
+    path_remap: tuple[tuple[str, str], ...] = ()
+    overrides: Overrides = field(default_factory=dict)
+    cache_dir: Path | None = None
+
+    @classmethod
+    def from_env(cls) -> RowSources:
+        """MEDVISION_ARROW_DIR / _ARROW_MAP / _PATH_REMAP / _PLAN_OVERRIDES / _CACHE_DIR / _ROW_CACHE."""
+        from .settings import cache_dir, parse_bool, read_env
+
+        arrow_dir = read_env("arrow_dir")
+        if arrow_dir and not Path(arrow_dir).expanduser().is_dir():
+            raise SettingsError(
+                f"MEDVISION_ARROW_DIR={arrow_dir!r} is not a folder; point it at the folder holding one "
+                "datasets.save_to_disk folder per config name, or unset it."
+            )
+        use_cache = read_env("row_cache")
+        enabled = True if use_cache is None else parse_bool("MEDVISION_ROW_CACHE", use_cache)
+        return cls(
+            arrow_dir=Path(arrow_dir).expanduser() if arrow_dir else None,
+            arrow_map=parse_arrow_map(read_env("arrow_map")),
+            path_remap=parse_path_remap(read_env("path_remap")),
+            overrides=parse_plan_overrides(read_env("plan_overrides")),
+            cache_dir=cache_dir() if enabled else None,
+        )
+
+    def arrow_source(self, config: str) -> Path | None:
+        """The Arrow folder or file of a config: the map first, then `<arrow_dir>/<config>`; None when absent."""
+        if config in self.arrow_map:
+            path = self.arrow_map[config]
+            if not path.exists():
+                raise PlanError(f"MEDVISION_ARROW_MAP: {config} -> {path} does not exist; fix the map entry.")
+            return path
+        if self.arrow_dir is not None and (self.arrow_dir / config).exists():
+            return self.arrow_dir / config
+        return None
+
+
+def parse_arrow_map(text: str | None) -> dict[str, Path]:
+    """Parse MEDVISION_ARROW_MAP (a JSON file or inline JSON `{config: path}`; relative paths follow the file)."""
+    if not text or not text.strip():
+        return {}
+    raw, base, source = text.strip(), Path.cwd(), "MEDVISION_ARROW_MAP"
+    if not raw.startswith("{"):
+        path = Path(raw).expanduser()
+        if not path.is_file():
+            raise SettingsError(f"MEDVISION_ARROW_MAP={text!r}: file not found; expected a JSON {{config: path}} file.")
+        raw, base, source = path.read_text(encoding="utf-8"), path.parent, str(path)
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{source}: invalid JSON ({exc}); expected {{config: path}}.") from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise SettingsError(f"{source}: expected a JSON object {{config: path-to-save_to_disk-folder-or-.arrow}}.")
+    for config in data:
+        parse_config_name(config)
+    return {config: (base / Path(value).expanduser()) for config, value in data.items()}
+
+
+def read_arrow_table(source: Path, cfg: ConfigName) -> Any:
+    """A `datasets.Dataset` from a save_to_disk folder (Dataset or one-split DatasetDict) or an .arrow file."""
+    import datasets
+
+    source = Path(source)
+    try:
+        if source.is_dir():
+            table = datasets.load_from_disk(str(source))
+            if isinstance(table, datasets.DatasetDict):
+                split = cfg.split.lower()
+                if split in table:
+                    table = table[split]
+                elif len(table) == 1:
+                    table = next(iter(table.values()))
+                else:
+                    raise PlanError(
+                        f"{source}: DatasetDict with splits {list(table)}; expected one or a {split!r} one."
+                    )
+            return table
+        if source.is_file() and source.suffix == ".arrow":
+            return datasets.Dataset.from_file(str(source))
+    except PlanError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise PlanError(
+            f"{source}: cannot read Arrow rows for {cfg.config} ({exc}); expected a datasets.save_to_disk folder "
+            "or an .arrow file."
+        ) from exc
+    raise PlanError(f"{source}: not a save_to_disk folder or an .arrow file (config {cfg.config}).")
+
+
+def _stored_official(ctx: _PlanContext, stored: dict[str, Any], remaps: tuple[tuple[str, str], ...], where: str):
+    """Official fields of one stored row, normalised like plan rows (float16, ints, local paths)."""
+    cfg = ctx.cfg
+    out = {k: stored[k] for k in OFFICIAL_FIELDS if stored.get(k) is not None}
+    missing = [k for k in ("dataset_name", "image_file", "slice_dim", "slice_idx", "image_size_2d") if k not in out]
+    if missing:
+        raise PlanError(f"{where}: missing official field(s) {missing}; is this an official MedVision Arrow build?")
+    if out["dataset_name"] != cfg.dataset or int(out["slice_dim"]) != cfg.slice_dim:
+        raise PlanError(
+            f"{where}: row of {out['dataset_name']} slice_dim {out['slice_dim']} found in the Arrow rows of "
+            f"{cfg.config}; check MEDVISION_ARROW_DIR/MEDVISION_ARROW_MAP."
+        )
+    image_rel = ""
+    for key in PATH_FIELDS:
+        if key in out:
+            path, rel = resolve_data_path(ctx.root, cfg.dataset, remap_path(str(out[key]), remaps), f"{where} {key}")
+            out[key] = str(path)
+            image_rel = rel if key == "image_file" else image_rel
+    for key in ("slice_dim", "slice_idx"):
+        out[key] = int(out[key])
+    for key in ("image_size_2d", "image_size_3d"):
+        if key in out:
+            out[key] = [int(v) for v in out[key]]
+    for key in ("pixel_size", "voxel_size"):
+        if key in out:
+            out[key] = [f16(v) for v in out[key]]
+    if "label" in out:
+        out["label"] = int(np.uint16(out["label"]))
+    if "bounding_boxes" in out:
+        boxes = out["bounding_boxes"]
+        casts = {"center_coords": float, "sizes": f16}
+        out["bounding_boxes"] = {
+            k: [[casts.get(k, int)(c) for c in box] for box in boxes[k]] for k in _BOX_KEYS if k in boxes
+        }
+    if "biometric_profile" in out:
+        bio = out["biometric_profile"]
+        if cfg.family == "tl":
+            out["biometric_profile"] = {
+                k: [f16(v) for v in bio[k]] if k.startswith("metric_value") else list(bio[k])
+                for k in _TL_KEYS
+                if k in bio
+            }
+        else:
+            out["biometric_profile"] = _ad_profile(bio, cfg.slice_dim)
+    return out, image_rel
+
+
+def iter_arrow_rows(
+    root: Path,
+    config: str,
+    source: Path,
+    *,
+    planner_version: str = "1.0.0",
+    filtering: bool = True,
+    cap: int = 0,
+    remaps: tuple[tuple[str, str], ...] = (),
+    overrides: Overrides | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Rows of one config from an Arrow build, in stored order, capped; mv_* fields still come from the plans."""
+    cfg = parse_config_name(config)
+    ctx = _plan_context(Path(root), cfg, planner_version, filtering, overrides)
+    table = read_arrow_table(source, cfg)
+    count = len(table) if not cap else min(cap, len(table))
+    for i, stored in enumerate(table.select(range(count)) if count < len(table) else table):
+        where = f"{source} row {i}"
+        official, image_rel = _stored_official(ctx, stored, remaps, where)
+        row = _finish_row(ctx, official, image_rel, where)
+        row["mv_row"] = i
+        yield row
+
+
+def rows_for_subtask(
+    root: Path, config: str, settings: Any, sources: RowSources | None = None, *, use_arrow: bool = True
+) -> list[dict[str, Any]]:
+    """Rows of one subtask: Arrow rows when a source names the config (SPEC §1.6), else plan rows (cached).
+
+    `settings` is the subtask's frozen `Settings` (planner_version, filtering, sample_cap are read);
+    `sources` defaults to `RowSources.from_env()`; `use_arrow=False` ignores Arrow sources (demo root).
+    """
+    sources = sources if sources is not None else RowSources.from_env()
+    arrow = sources.arrow_source(config) if use_arrow else None
+    if arrow is not None:
+        return list(
+            iter_arrow_rows(
+                root,
+                config,
+                arrow,
+                planner_version=settings.planner_version,
+                filtering=settings.filtering,
+                cap=settings.sample_cap,
+                remaps=sources.path_remap,
+                overrides=sources.overrides,
+            )
+        )
+    return rows_for_config(
+        root,
+        config,
+        planner_version=settings.planner_version,
+        filtering=settings.filtering,
+        cap=settings.sample_cap,
+        overrides=sources.overrides,
+        cache_dir=sources.cache_dir,
+    )
+
+
+def official_view(row: dict[str, Any], ds_dir: Path) -> dict[str, Any]:
+    """A row's official fields with dataset-relative paths (portable between machines; for comparisons)."""
+    view = {k: row[k] for k in OFFICIAL_FIELDS if k in row}
+    for key in PATH_FIELDS:
+        if key in view:
+            path = Path(view[key])
+            view[key] = path.relative_to(ds_dir).as_posix() if path.is_relative_to(ds_dir) else str(path)
+    return view
+
+
+def rows_identity_hash(rows: Iterable[dict[str, Any]], ds_dir: Path, n: int = 1000) -> str:
+    """SHA-256 over the official fields (relative paths, canonical JSON) of the first `n` rows."""
+    digest = hashlib.sha256()
+    for i, row in enumerate(rows):
+        if i >= n:
+            break
+        digest.update(json.dumps(official_view(row, ds_dir), sort_keys=True, separators=(",", ":")).encode() + b"\n")
+    return digest.hexdigest()

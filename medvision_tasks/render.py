@@ -15,6 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -95,6 +96,30 @@ def volume_cache() -> VolumeCache:
     return _CACHE
 
 
+def _open_nifti(path: str) -> tuple[Any, bytes | None]:
+    """(image, decompressed bytes) of a gzip NIfTI-1 read in one pass, else (nib.load(path), None).
+
+    One `gzip.decompress` of the whole file is about a quarter faster than nibabel's streamed read.
+    """
+    import nibabel as nib
+
+    if path.endswith(".gz"):
+        raw = gzip.decompress(Path(path).read_bytes())
+        if raw[344:348] == b"n+1\0":  # single-file NIfTI-1
+            return nib.Nifti1Image.from_bytes(raw), raw
+    return nib.load(path), None
+
+
+def _raw_array(img: Any, raw: bytes) -> np.ndarray:
+    """Zero-copy, read-only view of the voxel data in `raw` (stored dtype, Fortran order, as nibabel returns)."""
+    proxy = img.dataobj
+    shape, dtype, offset = tuple(int(n) for n in proxy.shape), np.dtype(proxy.dtype), int(proxy.offset)
+    needed = offset + int(np.prod(shape)) * dtype.itemsize
+    if len(raw) < needed:
+        raise ValueError(f"expected {needed} bytes of header and data, got {len(raw)}")
+    return np.ndarray(shape, dtype=dtype, buffer=raw, offset=offset, order="F")
+
+
 def _load_volume(path: str, allow_non_ras: bool) -> tuple[VolumeInfo, np.ndarray, bool]:
     import nibabel as nib
 
@@ -104,7 +129,7 @@ def _load_volume(path: str, allow_non_ras: bool) -> tuple[VolumeInfo, np.ndarray
     if p.stat().st_size == 0:
         raise VolumeError(f"{path}: file is empty; re-download it.")
     try:
-        img = nib.load(path)
+        img, raw = _open_nifti(path)
         codes = nib.aff2axcodes(img.affine)
         if codes != ("R", "A", "S"):
             msg = (
@@ -119,7 +144,7 @@ def _load_volume(path: str, allow_non_ras: bool) -> tuple[VolumeInfo, np.ndarray
         slope, inter = img.dataobj.slope, img.dataobj.inter
         identity = (slope is None or np.isnan(slope) or slope == 1) and (inter is None or np.isnan(inter) or inter == 0)
         if identity and np.issubdtype(img.get_data_dtype(), np.number):
-            array = np.asanyarray(img.dataobj)
+            array = _raw_array(img, raw) if raw is not None else np.asanyarray(img.dataobj)
             convert = True
         else:
             array = img.get_fdata().astype(np.float32)
@@ -129,7 +154,8 @@ def _load_volume(path: str, allow_non_ras: bool) -> tuple[VolumeInfo, np.ndarray
         raise
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, nib.filebasedimages.ImageFileError) as exc:
         raise VolumeError(
-            f"{path}: cannot read NIfTI ({exc}); the file is corrupt or truncated, re-download it."
+            f"{path}: cannot read NIfTI ({' '.join(str(exc).split())}); the file is corrupt or truncated, "
+            "re-download it."
         ) from exc
     if array.ndim != 3:
         raise VolumeError(f"{path}: expected a 3-D volume, found shape {array.shape}.")
@@ -222,3 +248,18 @@ def intensity_uint8(img: np.ndarray, intensity: str, window: tuple[float, float]
 def to_rgb_image(gray: np.ndarray) -> Image.Image:
     """Grey uint8 -> RGB PIL image (no overlay, no scale bar)."""
     return Image.fromarray(gray, "L").convert("RGB")
+
+
+def volume_orientation(path: str) -> str:
+    """Axis codes of a volume's affine (e.g. 'RAS'), read from the header only."""
+    import nibabel as nib
+
+    try:
+        return "".join(nib.aff2axcodes(nib.load(path).affine))
+    except (OSError, EOFError, zlib.error, ValueError, nib.filebasedimages.ImageFileError) as exc:
+        raise VolumeError(f"{path}: cannot read the NIfTI header ({exc}); the file is corrupt, re-download.") from exc
+
+
+def check_volume(path: str, allow_non_ras: bool = False) -> VolumeInfo:
+    """Decode a whole volume outside the cache (orientation, gzip and data integrity); raises VolumeError."""
+    return _load_volume(path, allow_non_ras)[0]

@@ -1,10 +1,12 @@
 """MedVision metrics: answer parsing, per-sample scores, reducers, label keys and the leaderboard.
 
-Pure numpy/Python; never imports lmms-eval, nibabel, torch or ``medvision_tasks``.
+Pure numpy/Python; never imports lmms-eval, nibabel, torch or ``medvision_tasks``. The optional plots
+(``medvision_metrics.figure``) import matplotlib only when a figure is drawn.
 """
 
 from __future__ import annotations
 
+from .boxsize import boxsize_analysis
 from .compare import compare
 from .errors import RecordError
 from .labels import ad_label_key, is_excluded_region, is_tumor_lesion_region, region_key, tl_label_key
@@ -21,6 +23,7 @@ __all__ = [
     "ad_label_key",
     "aggregate_detection",
     "aggregate_measure",
+    "boxsize_analysis",
     "build_leaderboard",
     "compare",
     "detection_target",

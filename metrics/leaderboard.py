@@ -4,18 +4,30 @@ Input records are the ``mv_record`` dicts that the MedVision tasks write into lm
 (``*_samples_medvision_*.jsonl``, needs ``--log_samples``). Every record is re-scored from its ``response``
 and ``target``; the per-sample metrics stored at run time are not used. Rows are in the paper's units
 (percent; mm or degrees) and NaN is written as ``None``; ``inf`` from a float32 overflow is kept.
+
+Hygiene: the runs of one model (e.g. one per family) merge into one row; one (model, task) run twice (two
+samples files) with different results is an error unless ``latest`` (newest file) or ``last_wins``; one table
+must not mix annotation versions of a dataset, data/image settings or scoring switches unless ``allow_mixed``.
+Optional: cluster-bootstrap intervals (:mod:`.bootstrap`) and the box-size analysis (:mod:`.boxsize`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import math
+import re
+import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .bootstrap import DEFAULT_CI_ITERATIONS, DEFAULT_CI_SEED, FamilySamples, bootstrap_model, check_ci_level
+from .boxsize import DEFAULT_BOXSIZE_DRAWS, DEFAULT_BOXSIZE_SEED, boxsize_analysis
 from .errors import RecordError
 from .labels import (
     UNKNOWN_LABEL_POLICIES,
@@ -49,6 +61,9 @@ REQUIRED_FIELDS: tuple[str, ...] = (
     "region_label", "region_modality", "metric_type", "metric_key", "target", "response", "excluded",
     "multicluster_listed", "settings", "settings_id", "model", "data_root_kind", "multi_instance",
 )  # fmt: skip
+REQUIRED_SET = frozenset(REQUIRED_FIELDS)
+STRING_FIELDS: tuple[str, ...] = ("task", "config", "dataset")
+DISTRIBUTION = "lmms-eval-medvision"
 PARSE_OPTIONS: tuple[str, ...] = ("as-run", *PARSE_MODES)
 PRESETS: tuple[str, ...] = ("v1", "paper")
 AD_NEAR_ZERO_GT_THRESHOLD = 0.1
@@ -60,6 +75,17 @@ AD_GROUPS: tuple[tuple[str, str], ...] = (
     ("feta_distance", "FeTA24_distance"),
 )
 AD_OVERALL_GROUP = "ad_overall"
+# settings that must agree across every record of one table (data, image and sample selection); the prompt,
+# parse and geometry settings are model defaults and may differ between models (never within one model)
+TABLE_SETTINGS: tuple[str, ...] = ("intensity", "sample_cap", "filtering")
+SWITCH_BY_FAMILY: dict[str, str] = {
+    "detection": "box_fix",
+    "tl": "tl_remove_multicluster",
+    "ad": "ad_drop_near_zero",
+}
+RUN_TIMESTAMP = re.compile(r"^(\d{8}_\d{6})_samples_")
+RUN_TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
+MV_RECORD_KEY = '"mv_record": '
 # leaderboard column -> (aggregate key, scale to paper units)
 DETECTION_COLUMNS: dict[str, tuple[str, float]] = {
     "R": ("recall", 100.0),
@@ -105,28 +131,51 @@ def find_samples_files(path: str | Path) -> list[Path]:
     return files
 
 
+def installed_plugin_version() -> str:
+    """Version of the installed ``lmms-eval-medvision`` distribution (``"unknown"`` when not installed)."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _version_tuple(text: Any) -> tuple[int, ...] | None:
+    parts = re.findall(r"\d+", str(text).split("+", 1)[0])[:3]
+    return tuple(int(p) for p in parts) if parts else None
+
+
 def validate_record(record: Any, where: str) -> None:
     """Check one ``mv_record`` against schema 1: presence of the fields the leaderboard reads, ``schema``,
-    ``family``, ``target`` length and ``model.adapter``.
+    ``family``, the types of ``task``/``config``/``dataset``/``row``/``response``, ``target`` length,
+    ``settings`` and ``model.adapter``.
 
     Raises:
-        RecordError: naming ``where`` (file:line) and the field.
+        RecordError: naming ``where`` (file:line), the field, what was found and the way out.
     """
     if not isinstance(record, dict):
         raise RecordError(f"{where}: mv_record is {type(record).__name__}, expected an object")
     if "schema" not in record:
         raise RecordError(f"{where}: mv_record has no field 'schema'")
     if record["schema"] != SCHEMA_VERSION:
+        writer = record.get("plugin_version")
+        written = f" (written by plugin {writer})" if writer else ""
         raise RecordError(
-            f"{where}: field 'schema' is {record['schema']!r}, this leaderboard reads schema "
-            f"{SCHEMA_VERSION}; use the plugin version that wrote the records"
+            f"{where}: field 'schema' is {record['schema']!r}{written}, this leaderboard "
+            f"(plugin {installed_plugin_version()}) reads schema {SCHEMA_VERSION}; "
+            "summarise these records with the plugin version that wrote them"
         )
-    missing = [name for name in REQUIRED_FIELDS if name not in record]
-    if missing:
-        raise RecordError(f"{where}: mv_record lacks field {missing[0]!r} (missing: {', '.join(missing)})")
+    if not record.keys() >= REQUIRED_SET:
+        missing = [name for name in REQUIRED_FIELDS if name not in record]
+        raise RecordError(
+            f"{where}: mv_record lacks field {missing[0]!r} (missing: {', '.join(missing)}); the file was "
+            "not written by this plugin's schema-1 hooks or was edited; rerun the task"
+        )
     family = record["family"]
     if family not in FAMILY_K:
         raise RecordError(f"{where}: field 'family' is {family!r}, expected one of {', '.join(FAMILY_K)}")
+    for name in STRING_FIELDS:
+        if not isinstance(record[name], str) or not record[name]:
+            raise RecordError(f"{where}: field {name!r} must be a non-empty string, got {record[name]!r}")
     target = record["target"]
     k = FAMILY_K[family]
     if (
@@ -137,6 +186,8 @@ def validate_record(record: Any, where: str) -> None:
         raise RecordError(
             f"{where}: field 'target' must be a list of {k} numbers for {family}, got {target!r}"
         )
+    if record["response"] is not None and not isinstance(record["response"], str):
+        raise RecordError(f"{where}: field 'response' must be a string, got {type(record['response']).__name__}")
     model = record["model"]
     if not isinstance(model, dict) or not isinstance(model.get("adapter"), str) or not model["adapter"]:
         raise RecordError(f"{where}: field 'model.adapter' is missing, got model={model!r}")
@@ -146,26 +197,67 @@ def validate_record(record: Any, where: str) -> None:
         raise RecordError(f"{where}: field 'row' must be an integer, got {record['row']!r}")
 
 
+_DECODER = json.JSONDecoder()
+
+
+def _decode_mv_record(line: str, where: str) -> Any:
+    """The ``mv_record`` of one samples line.
+
+    Lines written by ``json.dumps`` (lmms-eval's samples files) hold the key once at the top level; then only
+    that object is decoded, which skips the prompt and metric entries. Any other shape is decoded whole.
+    """
+    text = line.rstrip()
+    start = text.find(MV_RECORD_KEY)
+    if start > 0 and text[0] == "{" and text[-1] == "}" and text.find(MV_RECORD_KEY, start + 1) < 0:
+        try:
+            record, end = _DECODER.raw_decode(text, start + len(MV_RECORD_KEY))
+        except json.JSONDecodeError:
+            pass
+        else:
+            if text[end : end + 1] in (",", "}"):
+                return record
+    try:
+        sample = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"{where}: not valid JSON ({exc.msg})") from None
+    if not isinstance(sample, dict) or "mv_record" not in sample:
+        raise RecordError(
+            f"{where}: no field 'mv_record'; only samples files written by MedVision tasks of this "
+            "plugin carry per-sample records"
+        )
+    return sample["mv_record"]
+
+
 def _read_samples_file(path: Path) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as handle:
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise RecordError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    with handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             where = f"{path}:{line_number}"
-            try:
-                sample = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RecordError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(sample, dict) or "mv_record" not in sample:
-                raise RecordError(
-                    f"{where}: no field 'mv_record'; only samples files written by MedVision tasks of this "
-                    "plugin carry per-sample records"
-                )
-            record = sample["mv_record"]
+            record = _decode_mv_record(line, where)
             validate_record(record, where)
-            records.append({**record, SOURCE_FIELD: where})
+            record[SOURCE_FIELD] = where  # a freshly decoded object: annotate in place
+            records.append(record)
     return records
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (restored afterwards). Records are acyclic JSON trees freed by
+    reference counting; tens of thousands of them otherwise trigger repeated full collections (~40% of the
+    run time at 30,000 records)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def load_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
@@ -180,13 +272,15 @@ def load_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
     """
     records: list[dict[str, Any]] = []
     seen: set[Path] = set()
-    for path in paths:
-        for file in find_samples_files(path):
-            resolved = file.resolve()
-            if resolved in seen:
-                continue
-            seen.add(resolved)
-            records.extend(_read_samples_file(file))
+    paths = list(paths)
+    with _cyclic_gc_paused():
+        for path in paths:
+            for file in find_samples_files(path):
+                resolved = file.resolve()
+                if resolved in seen:
+                    continue
+                seen.add(resolved)
+                records.extend(_read_samples_file(file))
     if not records:
         raise RecordError(f"no mv_record lines in {', '.join(str(p) for p in paths)}")
     return records
@@ -259,12 +353,19 @@ class LeaderboardOptions:
     preset: str = "v1"
     min_group_size: int = 50
     allow_demo: bool = False
-    allow_mixed_settings: bool = False
+    allow_mixed: bool = False
     allow_multi_instance: bool = False
     last_wins: bool = False
+    latest: bool = False
     unknown_label: str = "error"
     paper: bool = False
     paper_model: str | None = None
+    ci: float | None = None
+    ci_iterations: int = DEFAULT_CI_ITERATIONS
+    ci_seed: int = DEFAULT_CI_SEED
+    boxsize: bool = False
+    boxsize_seed: int = DEFAULT_BOXSIZE_SEED
+    boxsize_draws: int = DEFAULT_BOXSIZE_DRAWS
 
     def __post_init__(self) -> None:
         if self.parse not in PARSE_OPTIONS:
@@ -278,6 +379,12 @@ class LeaderboardOptions:
             )
         if int(self.min_group_size) < 0:
             raise ValueError(f"min_group_size must be >= 0, got {self.min_group_size!r}")
+        if self.ci is not None:
+            check_ci_level(self.ci)
+            if int(self.ci_iterations) < 2:
+                raise ValueError(f"ci_iterations must be >= 2, got {self.ci_iterations!r}")
+        if int(self.boxsize_draws) < 1:
+            raise ValueError(f"boxsize_draws must be >= 1, got {self.boxsize_draws!r}")
         if self.paper_model is not None:
             self.paper = True
         if self.preset == "paper":
@@ -361,6 +468,106 @@ def _refuse(records: list[dict[str, Any]], opts: LeaderboardOptions) -> None:
             )
 
 
+def _source_file(record: Mapping[str, Any]) -> str | None:
+    source = record.get(SOURCE_FIELD)
+    return str(source).rsplit(":", 1)[0] if source else None
+
+
+def run_time(path: str | Path) -> float:
+    """When a samples file was written: the ``YYYYMMDD_HHMMSS`` prefix lmms-eval gives its file names (local
+    time), else the file's modification time; seconds since the epoch."""
+    path = Path(path)
+    match = RUN_TIMESTAMP.match(path.name)
+    if match:
+        try:
+            return time.mktime(time.strptime(match.group(1), RUN_TIMESTAMP_FORMAT))
+        except (ValueError, OverflowError):
+            pass
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return -math.inf
+
+
+def _run_contents(records: list[dict[str, Any]], indices: list[int]) -> dict[tuple[str, int], tuple[Any, Any]]:
+    return {(records[i]["config"], records[i]["row"]): (records[i]["response"], records[i]["target"]) for i in indices}
+
+
+def _describe_runs(model_key: str, task: str, runs: dict[str, dict[tuple[str, int], tuple[Any, Any]]]) -> str:
+    union = set().union(*runs.values())
+    conflicting = sorted(k for k in union if len({json.dumps(c[k]) for c in runs.values() if k in c}) > 1)
+    partial = sorted(k for k in union if any(k not in c for c in runs.values()))
+    parts = []
+    if conflicting:
+        config, row = conflicting[0]
+        parts.append(f"{len(conflicting)} sample(s) with conflicting responses (e.g. {config} row {row})")
+    if partial:
+        parts.append(f"{len(partial)} sample(s) present in only some runs")
+    sizes = ", ".join(f"{name} ({len(content)} records)" for name, content in runs.items())
+    return f"model {model_key} task {task}: {len(runs)} runs {sizes} hold {' and '.join(parts)}"
+
+
+def _select_runs(
+    records: list[dict[str, Any]], keys: list[str], opts: LeaderboardOptions, warnings: list[str]
+) -> list[int]:
+    """Indices of the records to keep when one (model identity, task) was run more than once.
+
+    A run is one samples file. Identical copies of a run are counted once. Runs that differ are an error,
+    unless ``latest`` (keep the newest file, :func:`run_time`) or ``last_wins`` (keep all; per-sample
+    replacement in :func:`_deduplicate`).
+    """
+    by_task: dict[tuple[str, str], dict[str | None, list[int]]] = {}
+    for index, (record, model_key) in enumerate(zip(records, keys)):
+        by_task.setdefault((model_key, record["task"]), {}).setdefault(_source_file(record), []).append(index)
+    dropped: set[int] = set()
+    problems: list[str] = []
+    conflicting_files: set[str] = set()
+    identical = 0
+    for (model_key, task), files in by_task.items():
+        if len(files) < 2:
+            continue
+        if opts.latest:
+            times = {name: (run_time(name) if name else -math.inf) for name in files}
+            newest = max(times.values())
+            winners = [name for name, t in times.items() if t == newest]
+            if len(winners) > 1:
+                raise RecordError(
+                    f"model {model_key} task {task}: --latest cannot tell the newest of the runs "
+                    f"{', '.join(str(w) for w in winners)} (same timestamp); remove the unwanted one"
+                )
+            older = [str(name) for name in files if name != winners[0]]
+            for name in files:
+                if name != winners[0]:
+                    dropped.update(files[name])
+            warnings.append(
+                f"model {model_key} task {task}: kept the newest run {winners[0]}; ignored {len(older)} older "
+                f"run(s): {', '.join(older)} (--latest)"
+            )
+            continue
+        runs = {str(name): _run_contents(records, indices) for name, indices in files.items()}
+        first, *others = runs.values()
+        if all(content == first for content in others):
+            for name in list(files)[1:]:
+                dropped.update(files[name])
+                identical += len(files[name])
+            continue
+        if not opts.last_wins:
+            problems.append(_describe_runs(model_key, task, runs))
+            conflicting_files.update(runs)
+    if problems:
+        files_named = sorted(conflicting_files)
+        more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise RecordError(
+            f"{len(problems)} model/task pair(s) were run more than once with different results "
+            f"(files: {', '.join(files_named)}): {'; '.join(problems[:5])}{more}; one table must not mix runs: "
+            "pass --latest to keep each pair's newest run (file-name timestamp, else modification time), or "
+            "--last-wins to merge them with later records replacing earlier ones"
+        )
+    if identical:
+        warnings.append(f"{identical} duplicate record(s) with identical responses were counted once")
+    return [i for i in range(len(records)) if i not in dropped]
+
+
 def _deduplicate(
     records: list[dict[str, Any]], keys: list[str], opts: LeaderboardOptions, warnings: list[str]
 ) -> list[tuple[int, dict[str, Any], str]]:
@@ -368,7 +575,8 @@ def _deduplicate(
     kept: dict[tuple[str, str, int], tuple[int, dict[str, Any], str]] = {}
     conflicts: dict[tuple[str, str, int], list[str]] = {}
     identical = replaced = 0
-    for index, (record, model_key) in enumerate(zip(records, keys)):
+    for index in _select_runs(records, keys, opts, warnings):
+        record, model_key = records[index], keys[index]
         key = (model_key, record["config"], record["row"])
         previous = kept.get(key)
         if previous is None:
@@ -391,9 +599,9 @@ def _deduplicate(
         more = f"; and {len(conflicts) - 10} more" if len(conflicts) > 10 else ""
         files = sorted({s.rsplit(":", 1)[0] for sources in conflicts.values() for s in sources})
         raise RecordError(
-            f"{len(conflicts)} sample(s) have conflicting responses across runs of the same model "
+            f"{len(conflicts)} sample(s) have conflicting responses across records of the same model "
             f"(files: {', '.join(files)}): {'; '.join(listed)}{more}; "
-            "keep one run per model or pass --last-wins"
+            "keep one run per model and config or pass --last-wins"
         )
     if identical:
         warnings.append(f"{identical} duplicate record(s) with identical responses were counted once")
@@ -405,6 +613,7 @@ def _deduplicate(
 def _check_settings(
     model_key: str, items: list[tuple[int, dict[str, Any]]], opts: LeaderboardOptions, warnings: list[str]
 ) -> None:
+    """One model, one ``settings_id``: refused otherwise unless ``allow_mixed``."""
     by_id: dict[str, tuple[int, dict[str, Any]]] = {}
     counts: Counter[str] = Counter()
     for index, record in items:
@@ -423,31 +632,133 @@ def _check_settings(
         f"model {model_key}: records carry {len(counts)} settings_ids: {described}; "
         f"settings that differ: {', '.join(differing) or 'none recorded'}"
     )
-    if not opts.allow_mixed_settings:
-        raise RecordError(f"{message}; evaluate each model under one setting or pass --allow-mixed-settings")
+    if not opts.allow_mixed:
+        raise RecordError(
+            f"{message}; the numbers are not comparable: evaluate each model under one setting or pass "
+            "--allow-mixed"
+        )
     warnings.append(message)
 
 
+def _listed(seen: Mapping[str, tuple[set[str], str]]) -> str:
+    return " vs ".join(
+        f"{value} (model {', '.join(sorted(models))}; e.g. {example})" for value, (models, example) in seen.items()
+    )
+
+
+def _check_comparable(
+    scored: Mapping[str, Mapping[str, list[tuple[dict[str, Any], dict[str, Any], str]]]],
+    opts: LeaderboardOptions,
+    warnings: list[str],
+) -> None:
+    """Every record of one table must share the data and image settings of :data:`TABLE_SETTINGS`, the data
+    root kind and the effective scoring switch of its family; and each dataset must come from one annotation
+    version (``plan_version``; different datasets may differ, e.g. under ``MedVision_PLANNER_VERSION=latest``).
+
+    Raises:
+        RecordError: naming the table, the field, each value with its models and an example record, unless
+            ``allow_mixed`` (then a warning).
+    """
+    problems: list[str] = []
+    for family in FAMILY_K:
+        fields = (*TABLE_SETTINGS, "data_root_kind", SWITCH_BY_FAMILY[family])
+        combos: dict[tuple[str, tuple[Any, ...]], str] = {}  # (model, values) -> example record
+        versions: dict[tuple[str, str, str], str] = {}  # (dataset, plan_version, model) -> example record
+        for model_key, families in scored.items():
+            for record, sample, where in families.get(family, ()):
+                settings = record["settings"]
+                values = (
+                    *(settings.get(name) for name in TABLE_SETTINGS),
+                    record["data_root_kind"],
+                    sample["switch"],
+                )
+                try:
+                    combos.setdefault((model_key, values), where)
+                except TypeError:  # an unhashable setting value: compare its JSON text
+                    combos.setdefault((model_key, tuple(json.dumps(v, sort_keys=True) for v in values)), where)
+                version = json.dumps(record.get("plan_version"))
+                versions.setdefault((record["dataset"], version, model_key), where)
+        for position, name in enumerate(fields):
+            seen: dict[str, tuple[set[str], str]] = {}
+            for (model_key, values), where in combos.items():
+                seen.setdefault(json.dumps(values[position], sort_keys=True), (set(), where))[0].add(model_key)
+            if len(seen) > 1:
+                problems.append(f"table {family} mixes {name}: {_listed(seen)}")
+        by_dataset: dict[str, dict[str, tuple[set[str], str]]] = {}
+        for (dataset, version, model_key), where in versions.items():
+            by_dataset.setdefault(dataset, {}).setdefault(version, (set(), where))[0].add(model_key)
+        for dataset, seen in by_dataset.items():
+            if len(seen) > 1:
+                listed = _listed(seen)
+                problems.append(f"table {family} mixes annotation versions (plan_version) of {dataset}: {listed}")
+    if not problems:
+        return
+    message = "; ".join(problems)
+    if not opts.allow_mixed:
+        raise RecordError(
+            f"{message}; numbers from different annotation versions or switches are not comparable: evaluate "
+            "every model under the same settings (or apply the switch to all with its leaderboard flag) or "
+            "pass --allow-mixed"
+        )
+    warnings.append(f"mixed settings accepted (--allow-mixed): {message}")
+
+
 # ----------------------------------------------------------------------------------------- tables
-def _detection(
-    model_key: str, items: list[tuple[dict[str, Any], dict[str, Any], str]], opts: LeaderboardOptions
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    regions: dict[str, list[dict[str, Any]]] = {}
-    for record, sample, where in items:
+Item = tuple[dict[str, Any], dict[str, Any], str]  # (record, re-scored sample, where)
+
+
+def _family_keys(family: str, items: list[Item], opts: LeaderboardOptions) -> list[str]:
+    """Region key (detection, §6.2) or label key (T/L §6.3, A/D §6.4) of every item."""
+    keys: list[str] = []
+    for record, _sample, where in items:
         try:
-            key = region_key(
-                record["region_label"], record["region_modality"], record["slice_dim"], opts.unknown_label
-            )
+            if family == "detection":
+                key = region_key(
+                    record["region_label"], record["region_modality"], record["slice_dim"], opts.unknown_label
+                )
+            elif family == "tl":
+                name = record["region_label"] if record["region_label"] is not None else record["label_name"]
+                modality = (
+                    record["region_modality"] if record["region_modality"] is not None else record["modality"]
+                )
+                key = tl_label_key(name, modality, record["slice_dim"], opts.unknown_label)
+            else:
+                key = ad_label_key(record["dataset"], record["metric_type"], record["metric_key"])
         except RecordError as exc:
             raise RecordError(f"{where}: {exc}") from None
-        regions.setdefault(key, []).append(sample)
+        keys.append(key)
+    return keys
+
+
+def detection_group(key: str) -> str | None:
+    """``anatomy``, ``tumor_lesion`` or ``None`` (an excluded key) for a region key (§6.2 step 3)."""
+    if is_excluded_region(key):
+        return None
+    return "tumor_lesion" if is_tumor_lesion_region(key) else "anatomy"
+
+
+def ad_group(key: str) -> str | None:
+    """The Table 4 row (``ceph_distance``, ``ceph_angle``, ``feta_distance``) of an A/D label key, if any."""
+    return next((group for group, needle in AD_GROUPS if needle in key), None)
+
+
+def _by_key(keys: list[str], items: list[Item]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for key, (_record, sample, _where) in zip(keys, items):
+        grouped.setdefault(key, []).append(sample)
+    return grouped
+
+
+def _detection(
+    model_key: str, keys: list[str], items: list[Item], opts: LeaderboardOptions
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    regions = _by_key(keys, items)
     details: list[dict[str, Any]] = []
     in_group: dict[str, list[Mapping[str, float]]] = {group: [] for group in DETECTION_GROUPS}
     present: set[str] = set()
     for key, samples in regions.items():
         aggregate = aggregate_detection(samples)
-        excluded_key = is_excluded_region(key)
-        group = None if excluded_key else ("tumor_lesion" if is_tumor_lesion_region(key) else "anatomy")
+        group = detection_group(key)
         below = aggregate["N"] < int(opts.min_group_size)
         in_row = group is not None and not below and aggregate["N"] > 0
         if group is not None:
@@ -459,7 +770,7 @@ def _detection(
                 "model": model_key,
                 "region": key,
                 "group": group,
-                "excluded_key": excluded_key,
+                "excluded_key": group is None,
                 "below_min_group_size": below,
                 "in_row": in_row,
                 "samples": aggregate["N"],
@@ -488,17 +799,9 @@ def _detection(
 
 
 def _tl(
-    model_key: str, items: list[tuple[dict[str, Any], dict[str, Any], str]], opts: LeaderboardOptions
+    model_key: str, keys: list[str], items: list[Item]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    labels: dict[str, list[dict[str, Any]]] = {}
-    for record, sample, where in items:
-        name = record["region_label"] if record["region_label"] is not None else record["label_name"]
-        modality = record["region_modality"] if record["region_modality"] is not None else record["modality"]
-        try:
-            key = tl_label_key(name, modality, record["slice_dim"], opts.unknown_label)
-        except RecordError as exc:
-            raise RecordError(f"{where}: {exc}") from None
-        labels.setdefault(key, []).append(sample)
+    labels = _by_key(keys, items)
     details: list[dict[str, Any]] = []
     used: list[Mapping[str, float]] = []
     for key, samples in labels.items():
@@ -535,24 +838,16 @@ def _tl(
 
 
 def _ad(
-    model_key: str, items: list[tuple[dict[str, Any], dict[str, Any], str]]
+    model_key: str, keys: list[str], items: list[Item]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    labels: dict[str, list[dict[str, Any]]] = {}
-    for record, sample, where in items:
-        try:
-            key = ad_label_key(record["dataset"], record["metric_type"], record["metric_key"])
-        except RecordError as exc:
-            raise RecordError(f"{where}: {exc}") from None
-        labels.setdefault(key, []).append(sample)
-    aggregates = {key: aggregate_measure(samples) for key, samples in labels.items()}
+    aggregates = {key: aggregate_measure(samples) for key, samples in _by_key(keys, items).items()}
     details = []
     for key, aggregate in aggregates.items():
-        group = next((g for g, needle in AD_GROUPS if needle in key), None)
         details.append(
             {
                 "model": model_key,
                 "label": key,
-                "group": group,
+                "group": ad_group(key),
                 # zero-success labels stay in SR and samples, but leave MAE and MRE (NaN).
                 "in_error_means": not _is_nan(aggregate["avgMAE"]),
                 "samples": aggregate["N"],
@@ -583,6 +878,62 @@ def _ad(
     return rows, details
 
 
+def cluster_id(record: Mapping[str, Any], where: str) -> str:
+    """Bootstrap cluster of a record: one volume, ``"<dataset>/<image_file_rel>"``.
+
+    Raises:
+        RecordError: ``image_file_rel`` missing or empty.
+    """
+    image = record.get("image_file_rel")
+    if not isinstance(image, str) or not image:
+        raise RecordError(
+            f"{where}: field 'image_file_rel' is {image!r}; --ci resamples whole volumes and needs it "
+            "(rerun with this plugin's hooks, or leave out --ci)"
+        )
+    return f"{record['dataset']}/{image}"
+
+
+def _attach_intervals(
+    rows: list[dict[str, Any]], details: list[dict[str, Any]], detail_key: str, found: Mapping[str, Any]
+) -> None:
+    """Copy ``ci`` and ``clusters`` onto the rows; a cell whose observed value is undefined gets no interval."""
+    for target, entry in [(row, found["rows"].get(row["group"])) for row in rows] + [
+        (detail, found["details"].get(detail[detail_key])) for detail in details
+    ]:
+        if entry is None:
+            continue
+        target["ci"] = {
+            column: (None if _is_nan(target.get(column)) else bounds) for column, bounds in entry["ci"].items()
+        }
+        target["clusters"] = entry["clusters"]
+
+
+def _model_intervals(
+    model_key: str,
+    families: Mapping[str, list[Item]],
+    keys: Mapping[str, list[str]],
+    opts: LeaderboardOptions,
+) -> tuple[dict[str, dict[str, Any]], int]:
+    inputs = {}
+    for family, items in families.items():
+        inputs[family] = FamilySamples(
+            keys=keys[family],
+            samples=[sample for _, sample, _ in items],
+            clusters=[cluster_id(record, where) for record, _, where in items],
+        )
+    return bootstrap_model(
+        inputs,
+        level=float(opts.ci),  # type: ignore[arg-type]
+        iterations=int(opts.ci_iterations),
+        seed=int(opts.ci_seed),
+        stream=model_key,
+        min_group_size=int(opts.min_group_size),
+        detection_group=detection_group,
+        ad_group=ad_group,
+        ad_overall_group=AD_OVERALL_GROUP,
+    )
+
+
 # ------------------------------------------------------------------------------------------ main
 def build_leaderboard(
     records: list[dict[str, Any]],
@@ -594,12 +945,20 @@ def build_leaderboard(
     preset: str = "v1",
     min_group_size: int = 50,
     allow_demo: bool = False,
+    allow_mixed: bool = False,
     allow_mixed_settings: bool = False,
     allow_multi_instance: bool = False,
     last_wins: bool = False,
+    latest: bool = False,
     unknown_label: str = "error",
     paper: bool = False,
     paper_model: str | None = None,
+    ci: float | None = None,
+    ci_iterations: int = DEFAULT_CI_ITERATIONS,
+    ci_seed: int = DEFAULT_CI_SEED,
+    boxsize: bool = False,
+    boxsize_seed: int = DEFAULT_BOXSIZE_SEED,
+    boxsize_draws: int = DEFAULT_BOXSIZE_DRAWS,
 ) -> dict[str, Any]:
     """Rebuild the paper's Tables 2-4 rows from ``mv_record`` dicts (SPEC §6).
 
@@ -612,44 +971,69 @@ def build_leaderboard(
         preset: ``"v1"`` (switches as recorded) or ``"paper"`` (v1 plus ``tl_remove_multicluster`` and
             ``ad_drop_near_zero``, forced on).
         min_group_size: detection region size floor (v1: 50).
-        allow_demo, allow_mixed_settings, allow_multi_instance: accept records otherwise refused.
+        allow_demo, allow_multi_instance: accept records otherwise refused.
+        allow_mixed: accept several ``settings_id`` within one model, and different annotation versions,
+            data/image settings or scoring switches within one table (``allow_mixed_settings`` is an alias).
         last_wins: a later record replaces an earlier conflicting one instead of raising.
+        latest: when one (model, task) was run more than once (several samples files), keep the newest file.
         unknown_label: ``"error"`` or ``"others"`` for labels missing from the v1 maps.
         paper: add the published rows (``source: "paper"``) below the measured rows of known models.
         paper_model: use this ``model_key``'s published rows for every measured model (implies ``paper``).
+        ci: confidence level in (0, 1) of a percentile bootstrap over volumes; ``None`` for none.
+        ci_iterations, ci_seed: bootstrap replicates and seed (per model, the stream also depends on its key).
+        boxsize: add the box-size analysis (§6.6) under ``"boxsize"``.
+        boxsize_seed, boxsize_draws: seed and draws per GT sample of its random-box reference.
 
     Returns:
         ``{"detection", "tl", "ad", "details": {"detection_regions", "tl_labels", "ad_labels"}, "models",
-        "options", "warnings"}``. Rows carry ``model``, ``group``, ``regions``/``labels``, ``samples``, the
-        paper columns in paper units (detection ``R P F1 IoU SR IoU>0.5 F1>0.5`` in %; ``MAE`` in mm or
-        degrees, ``MRE SR MRE<0.1`` in %) and ``source``. NaN is ``None``.
+        "options", "warnings"}`` plus ``"ci"`` and ``"boxsize"`` when asked. Rows carry ``model``, ``group``,
+        ``regions``/``labels``, ``samples``, the paper columns in paper units (detection
+        ``R P F1 IoU SR IoU>0.5 F1>0.5`` in %; ``MAE`` in mm or degrees, ``MRE SR MRE<0.1`` in %) and
+        ``source``; with ``ci`` also ``ci`` (``{column: [low, high]}``) and ``clusters``. NaN is ``None``.
 
     Raises:
-        RecordError: malformed records, conflicting duplicates, mixed settings, demo or multi-instance
-            records without their flags, unknown labels, or a missing multi-cluster list.
+        RecordError: malformed records, runs or records in conflict, mixed settings or annotation versions,
+            demo or multi-instance records without their flags, unknown labels, a missing multi-cluster list,
+            a record without ``image_file_rel`` (``ci``) or ``image_size_2d`` (``boxsize``).
         ValueError: invalid option values.
     """
-    opts = LeaderboardOptions(
-        parse=parse,
-        box_fix=box_fix,
-        ad_drop_near_zero=ad_drop_near_zero,
-        tl_remove_multicluster=tl_remove_multicluster,
-        preset=preset,
-        min_group_size=min_group_size,
-        allow_demo=allow_demo,
-        allow_mixed_settings=allow_mixed_settings,
-        allow_multi_instance=allow_multi_instance,
-        last_wins=last_wins,
-        unknown_label=unknown_label,
-        paper=paper,
-        paper_model=paper_model,
-    )
+    with _cyclic_gc_paused():
+        return _build(
+            records,
+            LeaderboardOptions(
+                parse=parse,
+                box_fix=box_fix,
+                ad_drop_near_zero=ad_drop_near_zero,
+                tl_remove_multicluster=tl_remove_multicluster,
+                preset=preset,
+                min_group_size=min_group_size,
+                allow_demo=allow_demo,
+                allow_mixed=allow_mixed or allow_mixed_settings,
+                allow_multi_instance=allow_multi_instance,
+                last_wins=last_wins,
+                latest=latest,
+                unknown_label=unknown_label,
+                paper=paper,
+                paper_model=paper_model,
+                ci=ci,
+                ci_iterations=ci_iterations,
+                ci_seed=ci_seed,
+                boxsize=boxsize,
+                boxsize_seed=boxsize_seed,
+                boxsize_draws=boxsize_draws,
+            ),
+        )
+
+
+def _build(records: list[dict[str, Any]], opts: LeaderboardOptions) -> dict[str, Any]:
+    """The body of :func:`build_leaderboard` for validated options."""
     warnings: list[str] = []
     records = list(records)
     if not records:
         raise RecordError("no records to summarise")
     for index, record in enumerate(records):
-        validate_record(record, _where(record, index) if isinstance(record, dict) else f"record {index}")
+        if not isinstance(record, dict) or SOURCE_FIELD not in record:  # load_records validated the others
+            validate_record(record, f"record {index}")
     _refuse(records, opts)
     keys = [model_key_for(r["model"]["adapter"], r["model"].get("pretrained")) for r in records]
     kept = _deduplicate(records, keys, opts, warnings)
@@ -658,19 +1042,32 @@ def build_leaderboard(
     for index, record, model_key in kept:
         by_model.setdefault(model_key, []).append((index, record))
 
-    tables: dict[str, list[dict[str, Any]]] = {"detection": [], "tl": [], "ad": []}
-    details: dict[str, list[dict[str, Any]]] = {"detection_regions": [], "tl_labels": [], "ad_labels": []}
-    models: list[dict[str, Any]] = []
+    scored: dict[str, dict[str, list[Item]]] = {}
     for model_key in sorted(by_model):
         items = by_model[model_key]
         _check_settings(model_key, items, opts, warnings)
-        families: dict[str, list[tuple[dict[str, Any], dict[str, Any], str]]] = {f: [] for f in FAMILY_K}
+        families: dict[str, list[Item]] = {f: [] for f in FAMILY_K}
         for index, record in items:
             where = _where(record, index)
             families[record["family"]].append((record, _rescore(record, where, opts), where))
-        det_rows, det_details = _detection(model_key, families["detection"], opts)
-        tl_rows, tl_details = _tl(model_key, families["tl"], opts)
-        ad_rows, ad_details = _ad(model_key, families["ad"])
+        scored[model_key] = families
+    _check_comparable(scored, opts, warnings)
+
+    tables: dict[str, list[dict[str, Any]]] = {"detection": [], "tl": [], "ad": []}
+    details: dict[str, list[dict[str, Any]]] = {"detection_regions": [], "tl_labels": [], "ad_labels": []}
+    models: list[dict[str, Any]] = []
+    clusters: dict[str, int] = {}
+    for model_key, families in scored.items():
+        items = by_model[model_key]
+        keys_by_family = {family: _family_keys(family, rows, opts) for family, rows in families.items()}
+        det_rows, det_details = _detection(model_key, keys_by_family["detection"], families["detection"], opts)
+        tl_rows, tl_details = _tl(model_key, keys_by_family["tl"], families["tl"])
+        ad_rows, ad_details = _ad(model_key, keys_by_family["ad"], families["ad"])
+        if opts.ci is not None:
+            found, clusters[model_key] = _model_intervals(model_key, families, keys_by_family, opts)
+            _attach_intervals(det_rows, det_details, "region", found["detection"])
+            _attach_intervals(tl_rows, tl_details, "label", found["tl"])
+            _attach_intervals(ad_rows, ad_details, "label", found["ad"])
         tables["detection"].extend(det_rows)
         tables["tl"].extend(tl_rows)
         tables["ad"].extend(ad_rows)
@@ -679,6 +1076,7 @@ def build_leaderboard(
         details["ad_labels"].extend(ad_details)
         models.append(_model_summary(model_key, items, families))
         _count_warnings(model_key, items, det_rows + tl_rows + ad_rows, families, opts, warnings)
+    _version_warning(records, warnings)
 
     for table, group_order in (
         ("detection", DETECTION_GROUPS),
@@ -689,14 +1087,38 @@ def build_leaderboard(
     if opts.paper:
         _insert_paper_rows(tables, opts.paper_model)
 
-    result = {
+    result: dict[str, Any] = {
         **tables,
         "details": details,
         "models": models,
         "options": asdict(opts),
         "warnings": warnings,
     }
+    if opts.ci is not None:
+        result["ci"] = {
+            "level": opts.ci,
+            "iterations": int(opts.ci_iterations),
+            "seed": int(opts.ci_seed),
+            "method": "percentile bootstrap (inverted CDF); whole volumes resampled with replacement, per model",
+            "cluster": "dataset + image_file_rel",
+            "clusters": clusters,
+        }
+    if opts.boxsize:
+        detection = {model_key: families["detection"] for model_key, families in scored.items()}
+        result["boxsize"] = boxsize_analysis(detection, seed=int(opts.boxsize_seed), draws=int(opts.boxsize_draws))
     return _json_ready(result)
+
+
+def _version_warning(records: list[dict[str, Any]], warnings: list[str]) -> None:
+    installed = installed_plugin_version()
+    mine = _version_tuple(installed)
+    versions = {str(r.get("plugin_version")) for r in records}
+    newer = sorted(v for v in versions if mine is not None and (_version_tuple(v) or ()) > mine)
+    if newer:
+        warnings.append(
+            f"records written by plugin {', '.join(newer)}, newer than this leaderboard (plugin {installed}); "
+            "upgrade lmms-eval-medvision to summarise them with the same rules"
+        )
 
 
 def _model_summary(
@@ -724,6 +1146,7 @@ def _model_summary(
         "excluded": sum(1 for rows in families.values() for _, s, _ in rows if s["excluded"]),
         "data_root_kinds": sorted({str(r["data_root_kind"]) for _, r in items}),
         "plugin_versions": sorted({str(r.get("plugin_version")) for _, r in items}),
+        "plan_versions": sorted({str(r.get("plan_version")) for _, r in items}),
         "settings": settings,
         "effective": effective,
     }

@@ -8,16 +8,38 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .bootstrap import DEFAULT_CI_ITERATIONS, DEFAULT_CI_SEED, check_ci_level
+from .boxsize import DEFAULT_BOXSIZE_DRAWS, DEFAULT_BOXSIZE_SEED
 from .errors import RecordError
+from .figure import check_figure_path, require_matplotlib, write_boxsize_plot, write_per_label_figure
 from .labels import UNKNOWN_LABEL_POLICIES, minimum_group_size
 from .leaderboard import PARSE_OPTIONS, PRESETS, build_leaderboard, load_records
-from .report import FORMATS, render, table_csvs, to_json
+from .report import FORMATS, boxsize_csv, render, table_csvs, to_json
 
 DETAIL_FILES: dict[str, str] = {
     "detection_regions": "per_region_detection.json",
     "tl_labels": "per_label_tl.json",
     "ad_labels": "per_label_ad.json",
 }
+BOXSIZE_CSV = "boxsize_detection.csv"
+BOXSIZE_PLOT = "boxsize_detection.png"
+
+
+def _ci_level(text: str) -> float:
+    try:
+        return check_ci_level(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,11 +88,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--allow-demo", action="store_true", help="accept records from the phantom data root")
     parser.add_argument(
-        "--allow-mixed-settings", action="store_true", help="accept several settings_ids per model"
+        "--allow-mixed",
+        "--allow-mixed-settings",
+        dest="allow_mixed",
+        action="store_true",
+        help="accept several settings_ids in one model and different annotation versions, data/image settings "
+        "or scoring switches in one table (numbers then not comparable)",
     )
     parser.add_argument("--allow-multi-instance", action="store_true", help="accept multi-instance rows")
     parser.add_argument(
-        "--last-wins", action="store_true", help="a later conflicting record replaces an earlier one"
+        "--latest",
+        action="store_true",
+        help="when a model and task were run more than once, keep the newest samples file (file-name timestamp, "
+        "else modification time)",
+    )
+    parser.add_argument(
+        "--last-wins",
+        action="store_true",
+        help="merge repeated runs; a later conflicting record replaces an earlier one",
     )
     parser.add_argument("--paper", action="store_true", help="print the published row under each known model")
     parser.add_argument(
@@ -83,6 +118,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="labels missing from the v1 maps",
     )
     parser.add_argument("--detail", action="store_true", help="also print per-region and per-label tables")
+    parser.add_argument(
+        "--ci",
+        type=_ci_level,
+        metavar="LEVEL",
+        help="bootstrap confidence intervals at this level (e.g. 0.95) for every cell, resampling whole volumes",
+    )
+    parser.add_argument(
+        "--ci-iterations",
+        type=_positive_int,
+        default=DEFAULT_CI_ITERATIONS,
+        metavar="N",
+        help=f"bootstrap resamples (default: {DEFAULT_CI_ITERATIONS})",
+    )
+    parser.add_argument(
+        "--ci-seed", type=int, default=DEFAULT_CI_SEED, metavar="N", help=f"bootstrap seed (default: {DEFAULT_CI_SEED})"
+    )
+    parser.add_argument(
+        "--figure",
+        metavar="PATH",
+        help="write the per-label figure (paper Fig. 3) to PATH (.png, .svg or .pdf; needs matplotlib)",
+    )
+    parser.add_argument(
+        "--boxsize",
+        action="store_true",
+        help=f"detection per GT box/image area bin beside a random-box reference; with --out also {BOXSIZE_CSV} "
+        f"and {BOXSIZE_PLOT}",
+    )
+    parser.add_argument(
+        "--boxsize-seed",
+        type=int,
+        default=DEFAULT_BOXSIZE_SEED,
+        metavar="N",
+        help=f"seed of the random-box reference (default: {DEFAULT_BOXSIZE_SEED}, v1's SEED)",
+    )
+    parser.add_argument(
+        "--boxsize-draws",
+        type=_positive_int,
+        default=DEFAULT_BOXSIZE_DRAWS,
+        metavar="N",
+        help=f"random boxes per GT sample (default: {DEFAULT_BOXSIZE_DRAWS})",
+    )
 
 
 def build_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -98,18 +174,26 @@ def build_from_args(args: argparse.Namespace) -> dict[str, Any]:
         preset=args.preset,
         min_group_size=min_size,
         allow_demo=args.allow_demo,
-        allow_mixed_settings=args.allow_mixed_settings,
+        allow_mixed=args.allow_mixed,
         allow_multi_instance=args.allow_multi_instance,
         last_wins=args.last_wins,
+        latest=args.latest,
         unknown_label=args.unknown_label,
         paper=args.paper,
         paper_model=args.paper_model,
+        ci=args.ci,
+        ci_iterations=args.ci_iterations,
+        ci_seed=args.ci_seed,
+        boxsize=args.boxsize,
+        boxsize_seed=args.boxsize_seed,
+        boxsize_draws=args.boxsize_draws,
     )
 
 
 def write_outputs(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
     """Write leaderboard.json, table2_detection.csv, table3_tl.csv, table4_ad.csv,
-    per_region_detection.json, per_label_tl.json and per_label_ad.json into ``out_dir``."""
+    per_region_detection.json, per_label_tl.json and per_label_ad.json into ``out_dir``; with a box-size
+    analysis also boxsize_detection.csv and boxsize_detection.png (needs matplotlib)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -124,24 +208,42 @@ def write_outputs(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
         target = out / name
         target.write_text(to_json(result["details"][key]), encoding="utf-8")
         written.append(target)
+    if result.get("boxsize"):
+        target = out / BOXSIZE_CSV
+        target.write_text(boxsize_csv(result["boxsize"]), encoding="utf-8")
+        written.append(target)
+        written.append(write_boxsize_plot(result["boxsize"], out / BOXSIZE_PLOT))
     return written
 
 
+def _preflight(args: argparse.Namespace) -> None:
+    """Check what can fail after the table is built, before building it (no partial outputs)."""
+    if args.figure:
+        check_figure_path(args.figure)
+    if args.figure or (args.boxsize and args.out):
+        require_matplotlib()
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the subcommand: 0 on success, 2 on a record or option error (message on stderr)."""
+    """Run the subcommand: 0 on success, 2 on a record, option, dependency or output error (message on stderr)."""
     try:
+        _preflight(args)
         result = build_from_args(args)
-    except (RecordError, ValueError) as exc:
+    except (RecordError, ValueError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     sys.stdout.write(render(result, args.format, detail=args.detail))
-    if args.out:
-        try:
+    try:
+        if args.out:
             written = write_outputs(result, args.out)
-        except OSError as exc:
-            print(f"error: cannot write to {args.out}: {exc}", file=sys.stderr)
-            return 2
-        print(f"wrote {len(written)} files to {args.out}", file=sys.stderr)
+            print(f"wrote {len(written)} files to {args.out}", file=sys.stderr)
+        elif args.boxsize:
+            print(f"box-size analysis: pass --out DIR to also write {BOXSIZE_CSV} and {BOXSIZE_PLOT}", file=sys.stderr)
+        if args.figure:
+            print(f"wrote {write_per_label_figure(result, args.figure)}", file=sys.stderr)
+    except OSError as exc:
+        print(f"error: cannot write outputs: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

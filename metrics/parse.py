@@ -20,6 +20,7 @@ import numpy as np
 NUMBER_PATTERN = re.compile(r"-?\d+\.?\d*")
 ANSWER_TAG_PATTERN = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 PARSE_MODES: tuple[str, ...] = ("last_k", "answer_tag")
+OVERFLOW_MIN_CHARS = 39  # a token of 38 characters is below 1e38, under float32's maximum (about 3.4e38)
 
 
 def check_parse_mode(mode: str) -> str:
@@ -35,18 +36,22 @@ def check_parse_mode(mode: str) -> str:
     raise ValueError(f"unknown parse mode {mode!r}; valid modes: {', '.join(PARSE_MODES)}.{hint}")
 
 
+def _float32(token: str) -> float:
+    """``float(numpy.float32(token))`` as v1; a number of 39+ digits overflows to inf, kept as inf."""
+    if len(token) < OVERFLOW_MIN_CHARS:  # below 1e38 < float32 max: no overflow possible, no errstate needed
+        return float(np.float32(token))
+    with np.errstate(over="ignore"):
+        return float(np.float32(token))
+
+
 def _last_k_numbers(text: str, k: int) -> list[float] | None:
     matches = NUMBER_PATTERN.findall(text)
     if len(matches) < k:
         return None
-    values: list[float] = []
-    for token in matches[-k:]:
-        try:
-            # float32 rounding as v1 (numpy.float32(text)); a 39+-digit number overflows to inf, kept as inf.
-            with np.errstate(over="ignore"):
-                values.append(float(np.float32(token)))
-        except (ValueError, OverflowError):
-            return None
+    try:
+        values = [_float32(token) for token in matches[-k:]]
+    except (ValueError, OverflowError):
+        return None
     return values if len(values) == k else None
 
 

@@ -178,12 +178,18 @@ def load_responses(path: str | Path) -> dict[tuple[str, int], str]:
 
 
 class ReplayModel(MedVisionModel):
-    """`--model medvision_replay --model_args path=FILE_OR_DIR`: returns saved responses; missing ones are ''."""
+    """`--model medvision_replay --model_args path=FILE_OR_DIR`: returns saved responses; missing ones are ''.
+
+    `as_adapter=medvision_huatuogpt_vision` (with optional `pretrained=`) attributes the replayed responses to
+    that model in the records, so the leaderboard rows carry its model key instead of `replay`.
+    """
 
     adapter_name = "medvision_replay"
-    extra_args = ("path", "geometry")
+    extra_args = ("path", "geometry", "as_adapter")
 
-    def __init__(self, path: str | None = None, geometry: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, path: str | None = None, geometry: str | None = None, as_adapter: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         if not path:
             raise AdapterConfigError("--model medvision_replay needs --model_args path=FILE_OR_DIR (JSONL).")
@@ -195,8 +201,17 @@ class ReplayModel(MedVisionModel):
 
             parse_geometry(geometry)
             self.geometry = geometry
-        self.pretrained = self.pretrained or self.path
-        self.register({"source": self.path})
+        if as_adapter:
+            if not as_adapter.startswith("medvision_"):
+                raise AdapterConfigError(
+                    f"--model medvision_replay: as_adapter={as_adapter!r} must name a medvision_* adapter "
+                    "(e.g. medvision_huatuogpt_vision)."
+                )
+            self.adapter_name = as_adapter
+            self.backend = self.backend or "replay"
+        else:
+            self.pretrained = self.pretrained or self.path
+        self.register({"source": self.path, "replayed": True})
 
     def respond(self, doc: dict[str, Any], prompt: str, gen_kwargs: dict[str, Any], doc_to_visual: Any) -> str:
         key = (doc["mv_config"], int(doc["mv_row"]))

@@ -89,7 +89,6 @@ print("ok", sorted(k for k in sys.modules if k.split(".")[0] in BLOCKED))
 
 def test_manifests_build_model_manifests():
     from lmms_eval.models.registry_v2 import ModelManifest
-
     from medvision_adapters.manifests import ADAPTER_CLASSES, manifests
 
     built = manifests()

@@ -3,12 +3,14 @@ percentile fallback, zoom reshape, and one volume read shared by doc_to_visual a
 
 from __future__ import annotations
 
+import gzip
+
 import nibabel as nib
 import numpy as np
 import pytest
 
 from medvision_tasks import hooks, render
-from medvision_tasks.data import rows_for_config
+from medvision_tasks.data import RowSources, rows_for_config, rows_for_subtask
 from medvision_tasks.errors import VolumeError
 from medvision_tasks.settings import Settings
 
@@ -102,3 +104,58 @@ def test_corrupt_volume(tmp_path):
     path.write_bytes(b"\x1f\x8b\x08\x00garbage")
     with pytest.raises(VolumeError, match=r"bad\.nii\.gz: cannot read NIfTI .*corrupt or truncated"):
         render.load_slice(str(path), 2, 0)
+
+
+# ------------------------------------------------------------------------------- fixture root (tests/fixture_root.py)
+def test_truncated_volumes(fixture_root, tmp_path):
+    source = fixture_root / "Datasets/KiTS23/Images/kits23_000.nii.gz"
+    raw = gzip.decompress(source.read_bytes())
+    short = tmp_path / "short_data.nii.gz"
+    short.write_bytes(gzip.compress(raw[: 352 + 100]))  # header intact, voxel data cut
+    with pytest.raises(
+        VolumeError, match=r"short_data\.nii\.gz: cannot read NIfTI .*corrupt or truncated, re-download"
+    ):
+        render.load_slice(str(short), 2, 0)
+    cut = tmp_path / "cut_stream.nii.gz"
+    cut.write_bytes(source.read_bytes()[:-40])  # gzip stream ends early
+    with pytest.raises(VolumeError, match=r"cut_stream\.nii\.gz: cannot read NIfTI .*corrupt or truncated"):
+        render.load_slice(str(cut), 2, 0)
+
+
+def test_pinned_pixels_minmax_hu_window_and_resize(fixture_root):
+    # KiTS23 test case 0, axial slice 1 of the int16 CT ramp: v[i, j] = -400 + 37 i + 13 j + 101 = -299 + 37 i + 13 j
+    sources = RowSources(overrides={"KiTS23": {"detection": {"01": {"labels_map": {"1": "kidney"}}}}})
+    row = rows_for_subtask(fixture_root, KITS_DET, Settings(sample_cap=1), sources)[0]
+    assert (row["mv_image_file_rel"], row["slice_idx"], row["label"]) == ("Images/kits23_000.nii.gz", 1, 1)
+    doc = dict(row, mv_task="t_pinned")
+    gray = np.asarray(hooks.render_image(doc, Settings()))[..., 0]
+    # min-max: min -299 at (0, 0), max 325 at (13, 11); (v + 299) / 624 * 255, truncated
+    assert gray.shape == (14, 12)
+    assert [gray[0, 0], gray[0, 1], gray[1, 0], gray[7, 5], gray[13, 11]] == [0, 5, 15, 132, 255]
+    # HU window of "kidney" (soft tissue 400/40 -> [-160, 240]): (clip(v) + 160) / 400 * 255, truncated
+    hu = np.asarray(hooks.render_image(doc, Settings(intensity="hu_window")))[..., 0]
+    assert [hu[0, 0], hu[5, 5], hu[7, 5], hu[13, 11]] == [0, 70, 117, 255]  # v = -299, -49, 25, 325
+    # 336 x 336 bilinear zoom of a linear ramp is the ramp at o * (n - 1) / 335: at (67, 335) v = -299 + 96.2 + 143
+    big = np.asarray(hooks.render_image(doc, Settings(reshape=336)))[..., 0]
+    assert big.shape == (336, 336) and [big[0, 0], big[67, 335], big[335, 335]] == [0, 97, 255]
+    # the constant axial slice 5 of test case 0 renders all zeros
+    const = dict(doc, slice_idx=5)
+    assert not np.asarray(hooks.render_image(const, Settings())).any()
+
+
+@pytest.mark.parametrize(
+    ("config", "dtype"),
+    [
+        ("KiTS23_BoxSize_Task01_Coronal_Test", np.int16),
+        ("CrossMoDA_BoxSize_Task01_Sagittal_Test", np.float32),
+        ("Ceph-Biometrics-400_BiometricsFromLandmarks_Angle_Task01_Sagittal_Test", np.uint8),
+    ],
+)
+def test_one_pass_gzip_read_is_bit_identical(fixture_root, config, dtype):
+    for r in rows_for_config(fixture_root, config):
+        ref_img = nib.load(r["image_file"])
+        assert ref_img.get_data_dtype() == dtype
+        index = [slice(None)] * 3
+        index[r["slice_dim"]] = r["slice_idx"]
+        ref = ref_img.get_fdata().astype(np.float32)[tuple(index)]
+        assert np.array_equal(render.load_slice(r["image_file"], r["slice_dim"], r["slice_idx"]), ref)

@@ -181,3 +181,82 @@ def ad_records() -> list[dict[str, Any]]:
             )
         )
     return recs
+
+
+# (adapter, pretrained) of the 13 paper models; model_key_for maps them onto the paper's model_keys
+PAPER_MODELS: tuple[tuple[str, str | None], ...] = (
+    ("medvision_v0", None),
+    ("medvision_lingshu", None),
+    ("medvision_medgemma", "google/medgemma-27b-it"),
+    ("medvision_medgemma", "google/medgemma-4b-it"),
+    ("medvision_qwen2_5_vl", "Qwen/Qwen2.5-VL-32B-Instruct"),
+    ("medvision_llava_onevision", None),
+    ("medvision_internvl3", None),
+    ("medvision_qwen2_5_vl", "Qwen/Qwen2.5-VL-7B-Instruct"),
+    ("medvision_gemma3", None),
+    ("medvision_healthgpt", None),
+    ("medvision_meddr", None),
+    ("medvision_huatuogpt_vision", None),
+    ("medvision_llama3_2_vision", None),
+)
+DETECTION_REGIONS: tuple[tuple[str, str, int], ...] = (
+    ("kidney", "CT", 2), ("liver", "CT", 2), ("spleen", "CT", 2), ("pancreas", "CT", 2), ("aorta", "CT", 2),
+    ("stomach", "CT", 2), ("gallbladder", "CT", 1), ("esophagus", "CT", 0), ("left lung", "CT", 2),
+    ("heart", "MRI", 2), ("brainstem", "MRI", 0), ("femur", "MRI", 1), ("prostate", "MRI", 2),
+    ("vertebra L1", "CT", 0), ("left 5th rib", "CT", 1), ("colon", "CT", 2), ("left hip", "CT", 1),
+    ("upper jawbone", "CT", 2), ("kidney tumor", "CT", 2), ("liver tumor", "CT", 2), ("lung cancer", "CT", 2),
+    ("pancreas cancer", "CT", 2), ("enhancing brain tumor", "MRI", 2), ("metastatic lymph node", "CT", 2),
+    ("colon cancer primaries", "CT", 2), ("vestibular schwannoma", "MRI", 2),
+)  # fmt: skip
+TL_LABELS: tuple[tuple[str, str], ...] = (
+    ("KiTS23", "kidney tumor"), ("LiTS", "liver cancer"), ("MSD", "lung cancer"), ("BraTS", "enhancing brain tumor"),
+    ("HNTS", "primary gross tumor volume (head & neck)"), ("MSD", "pancreas cancer"),
+)  # fmt: skip
+AD_LABELS: tuple[tuple[str, str, str], ...] = tuple(
+    [(CEPH, "distance", f"L-{i}-{i + 1}") for i in range(1, 6)]
+    + [(CEPH, "angle", f"A-{i}") for i in range(1, 5)]
+    + [("FeTA24", "distance", f"L-{i}-{i + 1}") for i in range(1, 6, 2)]
+)
+
+
+def paper_model_records(per_region: int = 50, per_label: int = 12, seed: int = 0) -> list[dict[str, Any]]:
+    """The 13 paper models on 26 detection regions (18 anatomy + 8 tumour/lesion), 6 T/L labels and 12 A/D
+    labels, each model answering with its own noise level (deterministic); volumes hold 5 slices each."""
+    import random
+
+    rng = random.Random(seed)
+    out: list[dict[str, Any]] = []
+    for m, (adapter, pretrained) in enumerate(PAPER_MODELS):
+        noise = 0.02 + 0.02 * m
+        model = {"adapter": adapter, "pretrained": pretrained, "settings_id": f"paper{m:02d}"}
+        for label, modality, plane in DETECTION_REGIONS:
+            for row in range(per_region):
+                box = [min(max(v + rng.gauss(0, noise), 0.0), 1.0) for v in BOX]
+                answer = ", ".join(f"{v:.3f}" for v in box) if rng.random() > 0.02 * m else FAILURE
+                out.append(
+                    make_record(
+                        row=row, region_label=label, region_modality=modality, slice_dim=plane, response=answer,
+                        dataset=f"DS-{label}", image_file_rel=f"images/{label}_{row // 5:03d}.nii.gz", **model,
+                    )
+                )  # fmt: skip
+        for dataset, name in TL_LABELS:
+            for row in range(per_label):
+                g = (20.0 + row, 10.0 + row / 2)
+                answer = f"{g[0] * (1 + rng.gauss(0, noise * 4)):.2f}, {g[1] * (1 + rng.gauss(0, noise * 4)):.2f}"
+                out.append(
+                    make_record(
+                        "tl", row=row, dataset=dataset, label_name=name, target=list(g), response=answer,
+                        image_file_rel=f"images/{dataset}_{row // 5:03d}.nii.gz", **model,
+                    )
+                )  # fmt: skip
+        for dataset, kind, key in AD_LABELS:
+            for row in range(per_label):
+                g = 30.0 + row
+                out.append(
+                    make_record(
+                        "ad", row=row, dataset=dataset, metric_type=kind, metric_key=key, target=[g],
+                        response=f"{g * (1 + rng.gauss(0, noise * 3)):.2f}",
+                        image_file_rel=f"images/{dataset}_{row // 5:03d}.nii.gz", **model,
+                    )
+                )  # fmt: skip
+    return out

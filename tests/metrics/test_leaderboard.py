@@ -236,7 +236,7 @@ def test_mixed_settings_are_refused() -> None:
     recs = make_records(2, region_label="kidney") + make_records(
         2, 2, region_label="kidney", settings=other, settings_id="settings0002"
     )
-    with pytest.raises(RecordError, match="2 settings_ids.*intensity, parse.*--allow-mixed-settings"):
+    with pytest.raises(RecordError, match="2 settings_ids.*intensity, parse.*not comparable.*--allow-mixed"):
         build_leaderboard(recs)
     result = build_leaderboard(recs, allow_mixed_settings=True)
     assert any("settings_ids" in w for w in result["warnings"])

@@ -21,6 +21,15 @@ def test_import_pulls_in_no_heavy_or_host_module() -> None:
     assert out.strip() == "[]"
 
 
+def test_matplotlib_is_imported_only_when_a_figure_is_drawn() -> None:
+    code = (
+        "import sys, medvision_metrics.leaderboard_cli, medvision_metrics.figure;"
+        "print('matplotlib' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
 def test_sources_do_not_import_forbidden_modules() -> None:
     package_dir = Path(medvision_metrics.__file__).parent
     pattern = re.compile(rf"^\s*(from|import)\s+({'|'.join(FORBIDDEN)})\b", re.MULTILINE)

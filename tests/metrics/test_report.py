@@ -68,10 +68,12 @@ def test_latex_booktabs_and_paper_columns(result: dict[str, Any]) -> None:
     tex = render(result, "latex")
     for rule in ("\\toprule", "\\midrule", "\\bottomrule"):
         assert tex.count(rule) == 3
-    assert "R & P & F1 & IoU & SR & IoU$>$0.5 & F1$>$0.5 \\\\" in tex
-    assert "MAE & MRE & SR & MRE$<$0.1 \\\\" in tex
+    # paper layout: one line per (model, source), Anatomy | Tumor/Lesion side by side
+    assert "Model & R & P & F1 & IoU & SR & IoU$>$0.5 & R & P & F1 & IoU & SR & IoU$>$0.5 \\\\" in tex
+    assert "\\multicolumn{6}{c}{Anatomy} & \\multicolumn{6}{c}{Tumor/Lesion}" in tex
+    assert "Model & MAE & MRE & SR & MRE$<$0.1 \\\\" in tex
     assert "\\textbf{80.0}" in tex and "\\underline{50.0}" in tex
-    assert "medvision\\_v0\\_7b" in tex
+    assert "\nMedVision-V0 (7B) & \\textbf{80.0}" in tex and "\nMedVision-V0 (7B) (paper) & 81.3 & 80.4" in tex
     assert "¹" not in tex
 
 
