@@ -161,8 +161,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out")
     p.set_defaults(func=_cmd_export)
 
+    from . import export_requests
+
+    p = sub.add_parser("export-requests", help="prompts plus rendered PNGs as JSONL, for models run outside lmms-eval")
+    export_requests.add_arguments(p)
+    p.set_defaults(func=export_requests.run)
+
     p = sub.add_parser("run", help="lmms-eval with --include_path/--log_samples added; writes medvision_run.json")
     p.set_defaults(func=None)
+
+    from . import doctor
+
+    p = sub.add_parser("doctor", help="check a data root: plans, row counts, files, orientation, credentials")
+    doctor.add_arguments(p)
+    p.set_defaults(func=doctor.run)
 
     from medvision_metrics import compare_cli, leaderboard_cli
 

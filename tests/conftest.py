@@ -41,3 +41,14 @@ def _fresh_settings():
     settings.reset()
     yield
     settings.reset()
+
+
+@pytest.fixture(scope="session")
+def fixture_root(tmp_path_factory) -> Path:
+    """Synthetic root with every benchmark config under its real dataset name (tests/fixture_root.py).
+
+    Read-only for tests: copy a dataset folder into tmp_path before changing it.
+    """
+    from fixture_root import build_fixture_root
+
+    return build_fixture_root(tmp_path_factory.mktemp("fixture_root"))
