@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import re
-import warnings
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .errors import PlanError, SettingsError
+from .notices import warn
 
 FAMILY_BY_ANNOTATION = {"BoxSize": "detection", "TumorLesionSize": "tl", "BiometricsFromLandmarks": "ad"}
 PLAN_KIND_BY_FAMILY = {"detection": "detection", "tl": "biometry", "ad": "biometry"}
@@ -629,7 +629,7 @@ def _entry_rows(
         n_ellipses = len(bio["metric_value_major_axis"])
         if n_ellipses == 0:
             stats.dropped_empty += 1
-            warnings.warn(f"{where} slice {slice_idx}: empty T/L profile dropped", stacklevel=4)
+            warn(f"{where} slice {slice_idx}: empty T/L profile dropped", stacklevel=4)
             return out
         n_clusters = entry.get("n_total_clusters")
         if filtering and ((n_clusters is not None and int(n_clusters) > 1) or (n_clusters is None and n_ellipses > 1)):
@@ -771,7 +771,7 @@ def _read_row_cache(path: Path) -> list[dict[str, Any]] | None:
     except FileNotFoundError:
         return None
     except (OSError, EOFError, zlib.error, ValueError) as exc:
-        warnings.warn(f"{path}: unreadable row cache ({exc}); rebuilding it.", stacklevel=3)
+        warn(f"{path}: unreadable row cache ({exc}); rebuilding it.", stacklevel=3)
         return None
 
 
@@ -785,7 +785,7 @@ def _write_row_cache(path: Path, rows: list[dict[str, Any]]) -> None:
         os.replace(tmp, path)
         ROW_CACHE.writes += 1
     except OSError as exc:
-        warnings.warn(
+        warn(
             f"{path}: cannot write the row cache ({exc}); set MEDVISION_CACHE_DIR to a writable folder "
             "or MEDVISION_ROW_CACHE=0.",
             stacklevel=3,

@@ -59,7 +59,6 @@ import math
 import os
 import shutil
 import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +66,8 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 from scipy import ndimage
+
+from .notices import warn
 
 DEMO_VERSION = "1"
 MANIFEST_NAME = "demo_manifest.json"
@@ -177,7 +178,7 @@ def _warn_on_version_mismatch(manifest: Path) -> None:
     except (OSError, ValueError):
         return
     if found != DEMO_VERSION:
-        warnings.warn(
+        warn(
             f"{manifest}: demo_version {found!r} differs from this plugin's {DEMO_VERSION!r}; "
             "delete the folder to regenerate it",
             stacklevel=3,

@@ -11,10 +11,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from medvision_metrics.leaderboard import AD_NEAR_ZERO_GT_THRESHOLD, FAMILY_K
+
 from . import __version__
-from .data import rows_for_config
+from .data import rows_for_subtask
 from .errors import PlanError, SettingsError
-from .geometry import PerceivedGeometry, parse_geometry, perceive, stated_pixel_size
+from .geometry import stated_pixel_size
 from .prompts import build_prompt, prompt_sha1
 from .render import (
     hu_window_for,
@@ -26,15 +28,15 @@ from .render import (
     volume_info,
 )
 from .settings import Settings, active_model, allow_non_ras, data_dir_from_env, resolve_settings
+from .stock_geometry import DerivedGeometry
 
-K_BY_FAMILY = {"detection": 4, "tl": 2, "ad": 1}
 RECORD_SCHEMA = 1
-AD_NEAR_ZERO_GT = 0.1
 GEOMETRY_HELP = (
     "declare the image geometry the model sees (SPEC §3.7): set MEDVISION_GEOMETRY (e.g. "
     "'qwen_smart_resize:max_pixels=1605632', 'fixed:size=896', or 'native' for a model that sees the native "
     "slice), use a medvision_* adapter (--model medvision_qwen2_5_vl ...), or add `geometry:` to the task's "
-    "lmms_eval_specific_kwargs block for your --model name"
+    "lmms_eval_specific_kwargs block for your --model name (derived automatically for the stock models "
+    "qwen2_5_vl, gemma3, llava_onevision, internvl3, llama_vision and vllm)"
 )
 
 
@@ -63,13 +65,9 @@ def build_rows(stub: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows of the subtask described by one stub line, checked for missing files."""
     settings = resolve_settings(stub["mv_task"], stub.get("mv_variant"))
     root = resolve_data_root(stub.get("mv_data_root_kind", "real"))
-    rows = rows_for_config(
-        root,
-        stub["mv_config"],
-        planner_version=settings.planner_version,
-        filtering=settings.filtering,
-        cap=settings.sample_cap,
-    )
+    # Arrow rows (SPEC §1.6) when MEDVISION_ARROW_DIR/_MAP name the config, else plan rows through the row cache.
+    demo = stub.get("mv_data_root_kind") == "demo"
+    rows = rows_for_subtask(root, stub["mv_config"], settings, use_arrow=not demo)
     if not rows:
         raise PlanError(f"{root}: config {stub['mv_config']} has no rows after the filters; check the plan files.")
     missing = sorted({r["image_file"] for r in rows if not Path(r["image_file"]).is_file()})
@@ -135,43 +133,71 @@ def doc_to_visual(doc: dict[str, Any]) -> list[Any]:
 
 
 # ------------------------------------------------------------------------------------------ prompts
-def geometry_rule(settings: Settings, kwargs: dict[str, Any] | None) -> str | None:
-    """Geometry rule string: env > active plugin adapter > `geometry` in the model's kwargs block."""
+def resolve_geometry(settings: Settings, kwargs: dict[str, Any] | None) -> DerivedGeometry | None:
+    """Geometry rule and its source: env > active plugin adapter > `geometry` in the model's kwargs block >
+    derived from the live stock lmms-eval model (`stock_geometry`); None when none applies."""
     if settings.geometry:
-        return settings.geometry
+        return DerivedGeometry(settings.geometry, "env:MEDVISION_GEOMETRY")
     active = active_model()
     if active is not None and active.info.get("geometry"):
-        return str(active.info["geometry"])
+        return DerivedGeometry(str(active.info["geometry"]), f"adapter:{active.info.get('adapter')}")
     if isinstance(kwargs, dict) and isinstance(kwargs.get("geometry"), str):
-        return kwargs["geometry"]
-    return None
+        from .settings import host_model_name
+
+        return DerivedGeometry(kwargs["geometry"], f"kwargs:{host_model_name() or 'default'}")
+    from .stock_geometry import derive_stock_geometry
+
+    return derive_stock_geometry()
+
+
+def geometry_rule(settings: Settings, kwargs: dict[str, Any] | None) -> str | None:
+    """Geometry rule string in force (see `resolve_geometry`), or None."""
+    resolved = resolve_geometry(settings, kwargs)
+    return resolved.rule if resolved is not None else None
+
+
+# lmms-eval passes the kwargs block to doc_to_text only; process_results reuses the one last seen per task.
+_KWARGS_BY_TASK: dict[str, dict[str, Any] | None] = {}
 
 
 def prompt_and_geometry(
     doc: dict[str, Any], lmms_eval_specific_kwargs: dict[str, Any] | None = None
 ) -> tuple[str, dict[str, Any] | None]:
     """Prompt text and the geometry record (None for detection) of one row."""
+    from .stock_geometry import StockGeometryUnavailable, perceive_chain
+
     settings = settings_for(doc)
     family = doc["mv_family"]
     if family == "detection":
         return build_prompt(doc, settings.prompt_style), None
-    rule = geometry_rule(settings, lmms_eval_specific_kwargs)
-    if rule is None:
-        raise SettingsError(
-            f"task {doc['mv_task']}: the stated pixel size needs the model's image geometry; {GEOMETRY_HELP}."
-        )
+    task = doc["mv_task"]
+    if lmms_eval_specific_kwargs is None:
+        lmms_eval_specific_kwargs = _KWARGS_BY_TASK.get(task)
+    else:
+        _KWARGS_BY_TASK[task] = lmms_eval_specific_kwargs
+    try:
+        resolved = resolve_geometry(settings, lmms_eval_specific_kwargs)
+    except StockGeometryUnavailable as exc:
+        raise SettingsError(f"task {task}: {exc}; {GEOMETRY_HELP}.") from None
+    if resolved is None:
+        raise SettingsError(f"task {task}: the stated pixel size needs the model's image geometry; {GEOMETRY_HELP}.")
     (h, w), spacing_hw = _slice_geometry(doc, settings)
-    perceived: PerceivedGeometry = perceive(parse_geometry(rule), h, w, fix=settings.perceived_size_fix)
+    perceived, stages = perceive_chain(resolved.rule, h, w, fix=settings.perceived_size_fix)
     pw, ph = stated_pixel_size(spacing_hw, (h, w), perceived.content_hw)
     canvas_h, canvas_w = perceived.canvas_hw
     text = build_prompt(doc, settings.prompt_style, (pw, ph), (canvas_w, canvas_h))
     record = perceived.to_record()
     record.update(
-        rule_string=rule,
+        rule_string=resolved.rule,
+        source=resolved.source,
         input_hw=[h, w],
         spacing_hw=[spacing_hw[0], spacing_hw[1]],
         stated_spacing_wh=[round(pw, 3), round(ph, 3)],
     )
+    if stages:
+        record["stages"] = stages
+    if resolved.notes:
+        record["notes"] = list(resolved.notes)
     return text, record
 
 
@@ -215,7 +241,7 @@ def score_response(doc: dict[str, Any], response: str, settings: Settings) -> di
 
     family = doc["mv_family"]
     target = doc_to_target(doc)
-    values, success = parse(response, K_BY_FAMILY[family], settings.parse)
+    values, success = parse(response, FAMILY_K[family], settings.parse)
     if family == "detection":
         metrics = score_detection(values if success else None, target, box_fix=settings.box_fix)
     elif family == "tl":
@@ -223,7 +249,7 @@ def score_response(doc: dict[str, Any], response: str, settings: Settings) -> di
     else:
         metrics = score_ad(values if success else None, target)
     excluded, reason = False, None
-    if family == "ad" and settings.ad_drop_near_zero and target[0] < AD_NEAR_ZERO_GT:
+    if family == "ad" and settings.ad_drop_near_zero and target[0] < AD_NEAR_ZERO_GT_THRESHOLD:
         excluded, reason = True, "ad_drop_near_zero"
     if family == "tl" and settings.tl_remove_multicluster and doc.get("mv_multicluster_listed"):
         excluded, reason = True, "tl_remove_multicluster"

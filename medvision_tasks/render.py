@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import VolumeError
+from .notices import warn
 
 # width / level of the later-upstream CT windows (SPEC §1.7)
 HU_WINDOWS = {"soft_tissue": (400.0, 40.0), "lung": (1500.0, -600.0), "brain": (80.0, 40.0), "bone": (1800.0, 400.0)}
@@ -138,9 +139,8 @@ def _load_volume(path: str, allow_non_ras: bool) -> tuple[VolumeInfo, np.ndarray
             )
             if not allow_non_ras:
                 raise VolumeError(msg)
-            import warnings
 
-            warnings.warn(msg, stacklevel=3)
+            warn(msg, stacklevel=3)
         slope, inter = img.dataobj.slope, img.dataobj.inter
         identity = (slope is None or np.isnan(slope) or slope == 1) and (inter is None or np.isnan(inter) or inter == 0)
         if identity and np.issubdtype(img.get_data_dtype(), np.number):

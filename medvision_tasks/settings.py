@@ -10,12 +10,12 @@ import difflib
 import hashlib
 import json
 import os
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import SettingsError
+from .notices import warn
 
 PARSE_MODES = ("last_k", "answer_tag")
 INTENSITY_MODES = ("minmax", "hu_window")
@@ -41,6 +41,13 @@ ENV_NAMES: dict[str, tuple[str, str | None]] = {
     "reshape": ("MEDVISION_RESHAPE", None),
     "allow_non_ras": ("MEDVISION_ALLOW_NON_RAS", None),
     "volume_cache_mb": ("MEDVISION_VOLUME_CACHE_MB", None),
+    # row sources, plan overrides and the row cache (parsed by data.RowSources.from_env; SPEC §1.3, §1.6, §1.11)
+    "arrow_dir": ("MEDVISION_ARROW_DIR", None),
+    "arrow_map": ("MEDVISION_ARROW_MAP", None),
+    "path_remap": ("MEDVISION_PATH_REMAP", None),
+    "plan_overrides": ("MEDVISION_PLAN_OVERRIDES", None),
+    "row_cache": ("MEDVISION_ROW_CACHE", None),
+    "skip_missing": ("MEDVISION_SKIP_MISSING", None),
 }
 
 _TRUE = ("1", "true", "yes", "on")
@@ -53,7 +60,7 @@ def read_env(name: str) -> str | None:
     value = os.environ.get(ours)
     other = os.environ.get(official) if official else None
     if value is not None and other is not None and value != other:
-        warnings.warn(f"{ours}={value!r} and {official}={other!r} differ; using {ours}.", stacklevel=2)
+        warn(f"{ours}={value!r} and {official}={other!r} differ; using {ours}.", stacklevel=2)
     return value if value is not None else other
 
 
@@ -230,3 +237,9 @@ def volume_cache_bytes() -> int:
         return int(float(v) * 2**20) if v else 512 * 2**20
     except ValueError:
         raise SettingsError(f"MEDVISION_VOLUME_CACHE_MB={v!r}: expected a number of MiB.") from None
+
+
+def skip_missing() -> bool:
+    """MEDVISION_SKIP_MISSING=1: subtasks whose dataset is absent are skipped (and recorded) instead of failing."""
+    v = read_env("skip_missing")
+    return parse_bool("MEDVISION_SKIP_MISSING", v) if v is not None else False

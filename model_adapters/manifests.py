@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from medvision_tasks.notices import warn
+
 # --model name -> class path (strings, so nothing is imported until a model is resolved)
 ADAPTER_CLASSES: dict[str, str] = {
     "medvision_random": "medvision_adapters.baselines.RandomBaseline",
@@ -37,7 +39,5 @@ def manifests() -> list[Any]:
 
         install()
     except Exception as exc:  # never take the other plugin models down with the hook
-        import warnings
-
-        warnings.warn(f"medvision: task hook not installed ({exc}); pass --include_path.", stacklevel=2)
+        warn(f"medvision: task hook not installed ({exc}); pass --include_path.", stacklevel=2)
     return [ModelManifest(model_id=name, simple_class_path=path) for name, path in ADAPTER_CLASSES.items()]

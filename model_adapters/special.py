@@ -23,7 +23,6 @@ import inspect
 import os
 import random
 import sys
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from PIL import Image
 
 from medvision_tasks import settings as mv_settings
 from medvision_tasks.hooks import note_generation
+from medvision_tasks.notices import warn
 
 from .base import MedVisionModel
 from .errors import AdapterConfigError
@@ -142,7 +142,7 @@ def read_env_pair(ours: str, official: str) -> str | None:
     value = os.environ.get(ours) or None
     other = os.environ.get(official) or None
     if value is not None and other is not None and value != other:
-        warnings.warn(f"{ours}={value!r} and {official}={other!r} differ; using {ours}.", stacklevel=2)
+        warn(f"{ours}={value!r} and {official}={other!r} differ; using {ours}.", stacklevel=2)
     return value if value is not None else other
 
 
