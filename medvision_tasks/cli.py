@@ -89,6 +89,19 @@ def _output_path(argv: list[str]) -> Path | None:
     return None
 
 
+def _read_skipped(out: Path) -> object:
+    """The skip record written by MEDVISION_SKIP_MISSING runs, if any."""
+    from .preflight import SKIPPED_FILE
+
+    path = out / SKIPPED_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        return {"unreadable": str(path)}
+
+
 def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
     """Delegate to the lmms-eval CLI; exit 1 when it wrote no results (lmms-eval itself exits 0 on errors)."""
     import time
@@ -126,6 +139,7 @@ def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
                 "lmms_eval_version": lmms_version,
                 "argv": argv,
                 "global_settings": resolve_settings("medvision-eval run").to_record(),
+                "skipped": _read_skipped(out),
                 "exit_status": status,
             },
             indent=2,

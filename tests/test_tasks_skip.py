@@ -91,6 +91,8 @@ def test_cli_run_skips_missing_subtasks_and_records_them(partial_root, tmp_path)
     skipped = {item["task"] for item in results["medvision_skipped"]["skipped"]}
     assert len(skipped) == 12 and not skipped & KEPT
     assert json.loads((out / SKIPPED_FILE).read_text())["skipped"] == results["medvision_skipped"]["skipped"]
+    run_record = json.loads((out / "medvision_run.json").read_text())
+    assert run_record["skipped"]["skipped"] == results["medvision_skipped"]["skipped"]
     for path in samples_files(out).values():
         assert len(read_records(path)) == 1
 
