@@ -190,36 +190,40 @@ def _warn_on_version_mismatch(manifest: Path) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def _gzip_bytes(raw: bytes) -> bytes:
+def gzip_bytes(raw: bytes) -> bytes:
+    """gzip with mtime 0 and no file name in the header, so equal input gives equal bytes."""
     buf = io.BytesIO()
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="", compresslevel=GZIP_LEVEL) as gz:
         gz.write(raw)
     return buf.getvalue()
 
 
-def _write_file(path: Path, data: bytes) -> None:
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write `data`, creating parent folders."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
 
 
-def _write_json_gz(path: Path, obj: Any) -> None:
-    _write_file(path, _gzip_bytes(json.dumps(obj).encode("utf-8")))
+def write_json_gz(path: Path, obj: Any) -> None:
+    """Deterministic gzip JSON (plans, landmark files)."""
+    write_bytes(path, gzip_bytes(json.dumps(obj).encode("utf-8")))
 
 
-def _affine(shape: tuple[int, ...], spacing: tuple[float, float, float]) -> np.ndarray:
+def ras_affine(shape: tuple[int, ...], spacing: tuple[float, ...]) -> np.ndarray:
+    """Diagonal RAS+ affine centred on the volume."""
     affine = np.diag([*spacing, 1.0])
     affine[:3, 3] = [round(-(n - 1) / 2 * s, 3) + 0.0 for n, s in zip(shape, spacing)]
     return affine
 
 
-def _write_nifti(path: Path, array: np.ndarray, spacing: tuple[float, float, float]) -> dict[str, Any]:
+def write_nifti(path: Path, array: np.ndarray, spacing: tuple[float, ...]) -> dict[str, Any]:
     """Write a gzipped NIfTI-1 with a diagonal RAS+ affine; return the plan's ``image_file_info``."""
-    affine = _affine(array.shape, spacing)
+    affine = ras_affine(array.shape, spacing)
     img = nib.Nifti1Image(array, affine)
     img.set_qform(affine, code=1)
     img.set_sform(affine, code=1)
     img.header.set_xyzt_units("mm")
-    _write_file(path, _gzip_bytes(img.to_bytes()))
+    write_bytes(path, gzip_bytes(img.to_bytes()))
     return {
         "voxel_size": [round(float(s), 3) for s in spacing],
         "affine": [[round(float(v), 6) + 0.0 for v in row] for row in affine],
@@ -553,10 +557,8 @@ def _write_kits23(root: Path, rng: np.random.Generator) -> dict[str, Any]:
             mask = _paint_mask(_KITS_SHAPE, case)
             image_rel = f"Images/{case.case_id}.nii.gz"
             mask_rel = f"Masks/{case.case_id}.nii.gz"
-            info = _write_nifti(
-                folder / image_rel, _kits23_image(rng, mask, case.constant_slices), _KITS_SPACING
-            )
-            _write_nifti(folder / mask_rel, mask, _KITS_SPACING)
+            info = write_nifti(folder / image_rel, _kits23_image(rng, mask, case.constant_slices), _KITS_SPACING)
+            write_nifti(folder / mask_rel, mask, _KITS_SPACING)
             base = {"case_ID": case.case_id, "image_file": image_rel, "mask_file": mask_rel}
             empty = {"slice_profiles_x": [], "slice_profiles_y": []}
             records["detection"][split].append(
@@ -573,7 +575,7 @@ def _write_kits23(root: Path, rng: np.random.Generator) -> dict[str, Any]:
             for version in (PLAN_VERSION, TL_LATER_VERSION):
                 entries, landmark_slices = _tl_profiles(mask, info["voxel_size"], version)
                 landmark_rel = f"Landmarks-Label{_TL_TARGET_LABEL}-v{version}/{case.case_id}.json.gz"
-                _write_json_gz(folder / landmark_rel, {"slices": landmark_slices})
+                write_json_gz(folder / landmark_rel, {"slices": landmark_slices})
                 records[f"tl_{version}"][split].append(
                     {
                         **base,
@@ -622,17 +624,17 @@ def _write_kits23(root: Path, rng: np.random.Generator) -> dict[str, Any]:
             for key in ("L-1-2", "L-3-4")
         ],
     }
-    _write_json_gz(
+    write_json_gz(
         folder / _plan_name("detection", PLAN_VERSION),
         _plan(dataset, "detection", PLAN_VERSION, [task("detection", "Box-Size")]),
     )
-    _write_json_gz(
+    write_json_gz(
         folder / _plan_name("segmentation", PLAN_VERSION),
         _plan(dataset, "segmentation", PLAN_VERSION, [task("segmentation", "Mask-Size")]),
     )
     for version in (PLAN_VERSION, TL_LATER_VERSION):
         plan = _plan(dataset, "biometry", version, [task(f"tl_{version}", "Tumor-Lesion-Size", tl_extra)])
-        _write_json_gz(folder / _plan_name("biometry", version), plan)
+        write_json_gz(folder / _plan_name("biometry", version), plan)
 
     # Expected counts and planted cases, from the drawn shapes.
     det_cfg = _config(dataset, "BoxSize", 2, "Test")
@@ -723,7 +725,7 @@ def _write_kits23(root: Path, rng: np.random.Generator) -> dict[str, Any]:
                 }
             )
     text = json.dumps(multi_cluster_file, indent=2) + "\n"
-    _write_file(folder / "multi_cluster_samples_v1.0.0_to_v1.1.0.json", text.encode("utf-8"))
+    write_bytes(folder / "multi_cluster_samples_v1.0.0_to_v1.1.0.json", text.encode("utf-8"))
     return {
         "configs": {det_cfg: det, tl_cfg: _split_counts(tl_test["v1.0.0"], tl_train["v1.0.0"])},
         "configs_unfiltered": {
@@ -792,8 +794,8 @@ def _write_oaizib(root: Path, rng: np.random.Generator) -> dict[str, Any]:
             mask = _paint_mask(_OAIZIB_SHAPE, case)
             image_rel = f"OAIZIB-CM/Images/{case.case_id}_0000.nii.gz"
             mask_rel = f"OAIZIB-CM/Masks/{case.case_id}.nii.gz"
-            info = _write_nifti(folder / image_rel, _oaizib_image(rng, mask), _OAIZIB_SPACING)
-            _write_nifti(folder / mask_rel, mask, _OAIZIB_SPACING)
+            info = write_nifti(folder / image_rel, _oaizib_image(rng, mask), _OAIZIB_SPACING)
+            write_nifti(folder / mask_rel, mask, _OAIZIB_SPACING)
             records[split].append(
                 {
                     "case_ID": case.case_id,
@@ -814,9 +816,7 @@ def _write_oaizib(root: Path, rng: np.random.Generator) -> dict[str, Any]:
         "train_cases": records["train"],
         "test_cases": records["test"],
     }
-    _write_json_gz(
-        folder / _plan_name("detection", PLAN_VERSION), _plan(dataset, "detection", PLAN_VERSION, [task])
-    )
+    write_json_gz(folder / _plan_name("detection", PLAN_VERSION), _plan(dataset, "detection", PLAN_VERSION, [task]))
 
     cfg = _config(dataset, "BoxSize", 2, "Test")
     test_kept, test_all = _count_detection(test_cases)
@@ -879,8 +879,7 @@ def _ad_case(
             value, unit = _distance_mm(points[0], points[1], voxel_size), "mm"
         else:
             lines = [
-                task["lines_map"][k]["element_keys"]
-                for k in task["angles_map"][spec["metric_key"]]["element_keys"]
+                task["lines_map"][k]["element_keys"] for k in task["angles_map"][spec["metric_key"]]["element_keys"]
             ]
             segments = [(landmarks[a], landmarks[b]) for a, b in lines]
             points = [p for segment in segments for p in segment]
@@ -1016,13 +1015,11 @@ def _write_ceph(root: Path, rng: np.random.Generator) -> dict[str, Any]:
         for case_id in case_ids:
             landmarks = _ceph_landmarks(rng, near_parallel=case_id == splits["test"][0])
             image_rel, landmark_rel = f"Images/{case_id}.nii.gz", f"Landmarks/{case_id}.json.gz"
-            info = _write_nifti(folder / image_rel, _ceph_image(rng, landmarks), _CEPH_SPACING)
-            _write_json_gz(folder / landmark_rel, landmarks)
+            info = write_nifti(folder / image_rel, _ceph_image(rng, landmarks), _CEPH_SPACING)
+            write_json_gz(folder / landmark_rel, landmarks)
             cases[split].append(_ad_case(task, case_id, image_rel, landmark_rel, info, landmarks))
     task["train_cases"], task["test_cases"] = cases["train"], cases["test"]
-    _write_json_gz(
-        folder / _plan_name("biometry", PLAN_VERSION), _plan(dataset, "biometry", PLAN_VERSION, [task])
-    )
+    write_json_gz(folder / _plan_name("biometry", PLAN_VERSION), _plan(dataset, "biometry", PLAN_VERSION, [task]))
 
     configs = {}
     per_case = {t: sum(m["metric_type"] == t for m in task["biometrics_map"]) for t in ("distance", "angle")}
@@ -1148,13 +1145,11 @@ def _write_feta24(root: Path, rng: np.random.Generator) -> dict[str, Any]:
             landmarks = _feta_landmarks(rng)
             image_rel = f"Images-reoriented/{case_id}_rec-phantom_T2w.nii.gz"
             landmark_rel = f"Landmarks/{case_id}.json.gz"
-            info = _write_nifti(folder / image_rel, _feta_image(rng), _FETA_SPACING)
-            _write_json_gz(folder / landmark_rel, landmarks)
+            info = write_nifti(folder / image_rel, _feta_image(rng), _FETA_SPACING)
+            write_json_gz(folder / landmark_rel, landmarks)
             cases[split].append(_ad_case(task, case_id, image_rel, landmark_rel, info, landmarks))
     task["train_cases"], task["test_cases"] = cases["train"], cases["test"]
-    _write_json_gz(
-        folder / _plan_name("biometry", PLAN_VERSION), _plan(dataset, "biometry", PLAN_VERSION, [task])
-    )
+    write_json_gz(folder / _plan_name("biometry", PLAN_VERSION), _plan(dataset, "biometry", PLAN_VERSION, [task]))
 
     configs = {}
     for plane in range(3):

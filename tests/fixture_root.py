@@ -41,15 +41,14 @@ where a key is ``[image_rel, slice_dim, slice_idx, label or metric_key, gt]`` an
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
+
+from medvision_tasks.demo import write_bytes, write_json_gz, write_nifti
 
 SHAPE = (14, 12, 11)
 SPACING = (0.7813, 0.9, 2.5)
@@ -180,44 +179,6 @@ DATASET_NAMES = tuple(d.name for d in DATASETS)
 
 
 # ------------------------------------------------------------------------------------------- writing
-def _gzip_bytes(raw: bytes) -> bytes:
-    buf = io.BytesIO()
-    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="", compresslevel=6) as gz:
-        gz.write(raw)
-    return buf.getvalue()
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-
-
-def _write_json_gz(path: Path, obj: Any) -> None:
-    _write(path, _gzip_bytes(json.dumps(obj).encode("utf-8")))
-
-
-def _affine(shape: tuple[int, ...], spacing: tuple[float, ...]) -> np.ndarray:
-    affine = np.diag([*spacing, 1.0])
-    affine[:3, 3] = [round(-(n - 1) / 2 * s, 3) + 0.0 for n, s in zip(shape, spacing)]
-    return affine
-
-
-def _write_nifti(path: Path, array: np.ndarray, spacing: tuple[float, ...]) -> dict[str, Any]:
-    """gzip NIfTI-1 with a diagonal RAS+ affine; returns the plan's `image_file_info`."""
-    affine = _affine(array.shape, spacing)
-    img = nib.Nifti1Image(array, affine)
-    img.set_qform(affine, code=1)
-    img.set_sform(affine, code=1)
-    img.header.set_xyzt_units("mm")
-    _write(path, _gzip_bytes(img.to_bytes()))
-    return {
-        "voxel_size": [round(float(s), 3) for s in spacing],
-        "affine": [[round(float(v), 6) + 0.0 for v in row] for row in affine],
-        "orientation": "RAS",
-        "array_size": [int(n) for n in array.shape],
-    }
-
-
 def ramp_volume(kind: str, shape: tuple[int, int, int], case_index: int, constant: bool) -> np.ndarray:
     """The fixture intensity ramp of IMAGE_RAMPS (slice CONSTANT_SLICE flattened when `constant`)."""
     dtype, offset, di, dj, dk, dc = IMAGE_RAMPS[kind]
@@ -273,9 +234,9 @@ class _Volumes:
                 image_rel = f"{prefix}{image_dir}/{case_id}.nii.gz"
                 mask_rel = f"{prefix}Masks/{case_id}.nii.gz"
                 constant = index == 0 and self.spec.ad != "ceph"
-                info = _write_nifti(self.folder / image_rel, ramp_volume(kind, shape, index, constant), spacing)
+                info = write_nifti(self.folder / image_rel, ramp_volume(kind, shape, index, constant), spacing)
                 if not (self.folder / mask_rel).exists():
-                    _write_nifti(self.folder / mask_rel, np.zeros(shape, np.uint8), spacing)
+                    write_nifti(self.folder / mask_rel, np.zeros(shape, np.uint8), spacing)
                 out.append(_Case(case_id, index, split, image_rel, mask_rel, info))
             self._cases[key] = out
         return self._cases[key]
@@ -451,9 +412,9 @@ def _write_detection(folder: Path, spec: DatasetSpec, vols: _Volumes, expected: 
         seg_tasks.append(
             {**common, "task_type": "Mask-Size", "train_cases": seg_cases["train"], "test_cases": seg_cases["test"]}
         )
-    _write_json_gz(folder / _plan_name("detection", "1.0.0"), _plan(spec.name, "detection", "1.0.0", tasks))
+    write_json_gz(folder / _plan_name("detection", "1.0.0"), _plan(spec.name, "detection", "1.0.0", tasks))
     if spec.segmentation:
-        _write_json_gz(
+        write_json_gz(
             folder / _plan_name("segmentation", "1.0.0"), _plan(spec.name, "segmentation", "1.0.0", seg_tasks)
         )
 
@@ -488,7 +449,7 @@ def _write_tl(folder: Path, spec: DatasetSpec, vols: _Volumes, expected: _Expect
             for case in vols.cases(subset, image_dir, modality):
                 prefix = f"{subset}/" if subset else ""
                 landmark_rel = f"{prefix}Landmarks-Label{target}-v{version}/{case.case_id}.json.gz"
-                _write_json_gz(folder / landmark_rel, {"slices": []})
+                write_json_gz(folder / landmark_rel, {"slices": []})
                 rec = _case_record(case, spec.name, True, landmark_rel)
                 for dim, key in enumerate(PROFILE_KEYS):
                     empty = (
@@ -532,9 +493,9 @@ def _write_tl(folder: Path, spec: DatasetSpec, vols: _Volumes, expected: _Expect
                 }
             )
     for version in versions:
-        _write_json_gz(folder / _plan_name("biometry", version), _plan(spec.name, "biometry", version, tasks[version]))
+        write_json_gz(folder / _plan_name("biometry", version), _plan(spec.name, "biometry", version, tasks[version]))
     text = json.dumps(multi_cluster_file, indent=2) + "\n"
-    _write(folder / "multi_cluster_samples_v1.0.0_to_v1.1.0.json", text.encode("utf-8"))
+    write_bytes(folder / "multi_cluster_samples_v1.0.0_to_v1.1.0.json", text.encode("utf-8"))
 
 
 def _line(name: str, a: str, b: str) -> dict[str, Any]:
@@ -621,7 +582,7 @@ def _write_ad(folder: Path, spec: DatasetSpec, vols: _Volumes, expected: _Expect
     cases = {"test": [], "train": []}
     for case in vols.cases("", image_dir, modality):
         landmark_rel = f"Landmarks/{case.case_id}.json.gz"
-        _write_json_gz(folder / landmark_rel, {f"P{i}": [0, i, i + 1] for i in range(1, 11)})
+        write_json_gz(folder / landmark_rel, {f"P{i}": [0, i, i + 1] for i in range(1, 11)})
         rec = _case_record(case, spec.name, False, landmark_rel)
         profiles: list[list[dict[str, Any]]] = [[], [], []]
         for mtype, key, dim, value, slice_idx in metrics:
@@ -646,7 +607,7 @@ def _write_ad(folder: Path, spec: DatasetSpec, vols: _Volumes, expected: _Expect
         rec.update(zip(PROFILE_KEYS, profiles))
         cases[case.split].append(rec)
     task.update(train_cases=cases["train"], test_cases=cases["test"])
-    _write_json_gz(folder / _plan_name("biometry", "1.0.0"), _plan(spec.name, "biometry", "1.0.0", [task]))
+    write_json_gz(folder / _plan_name("biometry", "1.0.0"), _plan(spec.name, "biometry", "1.0.0", [task]))
 
 
 # ------------------------------------------------------------------------------------------ public
@@ -670,7 +631,7 @@ def build_fixture_root(out_dir: Path, datasets: tuple[str, ...] | None = None) -
             _write_ad(folder, spec, vols, expected)
     # A/D rows of one config come per case in map order; the loop above appends per case, so the order holds.
     blob = {"builder_root": BUILDER_ROOT, "configs": dict(sorted(expected.configs.items()))}
-    _write(root / EXPECTED_NAME, (json.dumps(blob, indent=1) + "\n").encode("utf-8"))
+    write_bytes(root / EXPECTED_NAME, (json.dumps(blob, indent=1) + "\n").encode("utf-8"))
     return root
 
 
