@@ -49,10 +49,11 @@ class VolumeInfo:
 
 
 class VolumeCache:
-    """LRU cache of decoded volumes bounded by bytes; counts loads and hits."""
+    """LRU cache of decoded volumes bounded by bytes (and optionally by count); counts loads and hits."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, max_items: int | None = None) -> None:
         self.max_bytes = max_bytes
+        self.max_items = max_items
         self._items: OrderedDict[str, tuple[VolumeInfo, np.ndarray, bool]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -72,7 +73,9 @@ class VolumeCache:
             if path not in self._items:
                 self._items[path] = item
                 self._bytes += item[1].nbytes
-            while self._bytes > self.max_bytes and len(self._items) > 1:
+            while len(self._items) > 1 and (
+                self._bytes > self.max_bytes or (self.max_items is not None and len(self._items) > self.max_items)
+            ):
                 _, old = self._items.popitem(last=False)
                 self._bytes -= old[1].nbytes
         return item
@@ -91,9 +94,9 @@ def volume_cache() -> VolumeCache:
     """The process-wide volume cache shared by doc_to_visual and doc_to_text."""
     global _CACHE
     if _CACHE is None:
-        from .settings import volume_cache_bytes
+        from .settings import volume_cache_bytes, volume_cache_items
 
-        _CACHE = VolumeCache(volume_cache_bytes())
+        _CACHE = VolumeCache(volume_cache_bytes(), volume_cache_items())
     return _CACHE
 
 

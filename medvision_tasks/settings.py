@@ -41,6 +41,7 @@ ENV_NAMES: dict[str, tuple[str, str | None]] = {
     "reshape": ("MEDVISION_RESHAPE", None),
     "allow_non_ras": ("MEDVISION_ALLOW_NON_RAS", None),
     "volume_cache_mb": ("MEDVISION_VOLUME_CACHE_MB", None),
+    "volume_cache_items": ("MEDVISION_VOLUME_CACHE", None),
     # row sources, plan overrides and the row cache (parsed by data.RowSources.from_env; SPEC §1.3, §1.6, §1.11)
     "arrow_dir": ("MEDVISION_ARROW_DIR", None),
     "arrow_map": ("MEDVISION_ARROW_MAP", None),
@@ -237,6 +238,20 @@ def volume_cache_bytes() -> int:
         return int(float(v) * 2**20) if v else 512 * 2**20
     except ValueError:
         raise SettingsError(f"MEDVISION_VOLUME_CACHE_MB={v!r}: expected a number of MiB.") from None
+
+
+def volume_cache_items() -> int | None:
+    """Optional cap on the number of cached volumes (MEDVISION_VOLUME_CACHE, SPEC §1.11); None = bytes only."""
+    v = read_env("volume_cache_items")
+    if v is None or not v.strip():
+        return None
+    try:
+        count = int(v)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise SettingsError(f"MEDVISION_VOLUME_CACHE={v!r}: expected a number of volumes >= 1.")
+    return count
 
 
 def skip_missing() -> bool:

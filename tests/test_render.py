@@ -159,3 +159,29 @@ def test_one_pass_gzip_read_is_bit_identical(fixture_root, config, dtype):
         index[r["slice_dim"]] = r["slice_idx"]
         ref = ref_img.get_fdata().astype(np.float32)[tuple(index)]
         assert np.array_equal(render.load_slice(r["image_file"], r["slice_dim"], r["slice_idx"]), ref)
+
+
+def test_cache_bounds_by_bytes_and_by_count(demo_root):
+    configs = (KITS_DET, "OAIZIB-CM_BoxSize_Task01_Axial_Test")
+    paths = sorted({r["image_file"] for c in configs for r in rows_for_config(demo_root, c)})
+    assert len(paths) >= 3
+    by_count = render.VolumeCache(max_bytes=2**40, max_items=2)
+    for path in paths + paths[:1]:
+        by_count.get(path)
+    assert by_count.loads == len(paths) + 1  # the first volume was evicted by the count cap
+    one = render.VolumeCache(max_bytes=1)
+    for path in paths[:2] + paths[:2]:
+        one.get(path)
+    assert one.loads == 4 and one.hits == 0  # a 1-byte budget keeps only the newest volume
+
+
+def test_cache_count_setting(monkeypatch):
+    from medvision_tasks.errors import SettingsError
+    from medvision_tasks.settings import volume_cache_items
+
+    assert volume_cache_items() is None
+    monkeypatch.setenv("MEDVISION_VOLUME_CACHE", "2")
+    assert volume_cache_items() == 2
+    monkeypatch.setenv("MEDVISION_VOLUME_CACHE", "zero")
+    with pytest.raises(SettingsError, match=r"MEDVISION_VOLUME_CACHE='zero': expected a number of volumes >= 1"):
+        volume_cache_items()
