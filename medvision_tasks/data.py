@@ -297,18 +297,7 @@ def _bbox_dict(bboxes: list[dict[str, Any]]) -> dict[str, list[Any]]:
 
 
 def _tl_profile(ellipses: list[Any]) -> dict[str, list[Any]]:
-    cols: dict[str, list[Any]] = {
-        k: []
-        for k in (
-            "metric_type",
-            "metric_map_name",
-            "metric_key_major_axis",
-            "metric_value_major_axis",
-            "metric_key_minor_axis",
-            "metric_value_minor_axis",
-            "metric_unit",
-        )
-    }
+    cols: dict[str, list[Any]] = {k: [] for k in _TL_KEYS}
     for ellipse in ellipses:
         by_key = {m.get("metric_key"): m for m in ellipse if isinstance(m, dict)}
         major, minor = by_key.get(TL_MAJOR_KEY), by_key.get(TL_MINOR_KEY)
