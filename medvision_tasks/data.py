@@ -105,7 +105,9 @@ def parse_config_name(config: str) -> ConfigName:
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in text.split("."))
+    """`1.1` -> (1, 1, 0): versions compare as integer triples, so a short ceiling means X.Y.0."""
+    parts = tuple(int(p) for p in text.split("."))
+    return parts + (0,) * max(0, 3 - len(parts))
 
 
 def dataset_dir(root: Path, dataset: str) -> Path:
@@ -261,23 +263,29 @@ def plan_task(plan: dict[str, Any], task_id: str, where: str) -> dict[str, Any]:
 
 
 def resolve_data_path(root: Path, dataset: str, value: str, field: str) -> tuple[Path, str]:
-    """Absolute path and dataset-relative path of a plan path; rejects paths escaping the data root."""
-    ds_dir = (Path(root) / "Datasets" / dataset).resolve()
+    """Absolute path and dataset-relative path of a plan path; rejects paths escaping the dataset folder.
+
+    The check is lexical (`..` is normalised, symlinks are not followed), so a dataset whose `Images/` is a
+    symlink to another disk stays valid. Absolute paths inside the dataset folder are kept; other absolute
+    paths containing `/<dataset>/` (the builder's machine) are re-rooted after that marker.
+    """
+    ds_dir = Path(os.path.abspath(Path(root) / "Datasets" / dataset))
     p = Path(value)
     if p.is_absolute():
         marker = f"/{dataset}/"
-        if p.exists() and p.resolve().is_relative_to(ds_dir):
-            candidate = p.resolve()
+        normalised = Path(os.path.normpath(p))
+        if normalised.is_relative_to(ds_dir):
+            candidate = normalised
         elif marker in value:
-            candidate = (ds_dir / value.split(marker, 1)[1]).resolve()
+            candidate = Path(os.path.normpath(ds_dir / value.split(marker, 1)[1]))
         else:
             raise PlanError(
                 f"{field} {value!r}: absolute path outside {ds_dir}; plans must hold paths relative to the "
                 "dataset folder (or absolute paths containing /<dataset>/, which are re-rooted)."
             )
     else:
-        candidate = (ds_dir / p).resolve()
-    if not candidate.is_relative_to(ds_dir):
+        candidate = Path(os.path.normpath(ds_dir / p))
+    if candidate == ds_dir or not candidate.is_relative_to(ds_dir):
         raise PlanError(f"{field} {value!r} escapes the dataset folder {ds_dir}; fix the plan entry.")
     return candidate, candidate.relative_to(ds_dir).as_posix()
 
@@ -557,7 +565,7 @@ def _finish_row(ctx: _PlanContext, official: dict[str, Any], image_rel: str, whe
             mv_label_name=name,
             mv_region_label=ctx.region_labels.get(str(label), name),
             mv_region_modality=ctx.region_modality,
-            mv_region_from_detection_plan=ctx.region_flag,
+            mv_region_from_detection_plan=ctx.region_flag or str(label) not in ctx.region_labels,
         )
     elif cfg.family == "tl":
         label = row["label"]

@@ -147,8 +147,8 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 
 
 def _weighted_rows(values: np.ndarray, n: np.ndarray, used: np.ndarray) -> np.ndarray:
-    """``sum N*m / sum N`` over the used keys with m not NaN (inf propagates); NaN when none. (b, U) -> (b,)."""
-    valid = used & ~np.isnan(values)
+    """``sum N*m / sum N`` over the used keys with finite m (as the leaderboard rows); NaN when none. (b, U) -> (b,)."""
+    valid = used & np.isfinite(values)
     numerator = np.where(valid, n * np.where(valid, values, 0.0), 0.0).sum(axis=1)
     denominator = np.where(valid, n, 0.0).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -208,7 +208,7 @@ def _measure_cells(
     for group, selected in rows:
         used = selected[None, :] & (n > 0)
         if drop_zero_success:  # T/L v1 quirk: a label without a finite avgMRE leaves the row entirely
-            used = used & ~np.isnan(values["MRE"])
+            used = used & np.isfinite(values["MRE"])
         members[group] = used
         for column in MEASURE_ROW_CELLS:
             cells[("row", group, column)] = _weighted_rows(values[column], n, used)

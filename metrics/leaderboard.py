@@ -309,10 +309,11 @@ def _recorded_setting(record: Mapping[str, Any], name: str, where: str, flag: st
 
 
 def _weighted_mean(pairs: Iterable[tuple[int, float]]) -> float:
-    """``sum(N*m) / sum(N)`` over pairs with N > 0 and m not NaN (inf propagates); NaN if none."""
+    """``sum(N*m) / sum(N)`` over pairs with N > 0 and finite m (SPEC §6.2-§6.4; an inf stays in its own
+    region/label mean, §5.5, but leaves the group row); NaN if none."""
     total, weight = 0.0, 0
     for n, value in pairs:
-        if n > 0 and not _is_nan(value):
+        if n > 0 and value is not None and math.isfinite(value):
             total += n * value
             weight += n
     return total / weight if weight else NAN
@@ -807,7 +808,7 @@ def _tl(
     for key, samples in labels.items():
         aggregate = aggregate_measure(samples)
         # v1 quirk: a label with no finite avgMRE (zero successes) leaves the row entirely, SR and N included.
-        in_row = aggregate["N"] > 0 and not _is_nan(aggregate["avgMRE"])
+        in_row = aggregate["N"] > 0 and math.isfinite(aggregate["avgMRE"])
         if in_row:
             used.append(aggregate)
         details.append(

@@ -213,3 +213,26 @@ def test_paths_escaping_the_root_are_rejected(demo_root, tmp_path):
     _rewrite_plan(plan, foreign_root)
     rows = rows_for_config(tmp_path, KITS_DET)  # re-rooted under the local dataset folder
     assert Path(rows[0]["image_file"]).is_relative_to(ds.resolve())
+
+
+def test_symlinked_folders_are_not_escapes(demo_root, tmp_path):
+    ds = _copy_dataset(demo_root, tmp_path, "KiTS23")
+    other_disk = tmp_path / "other_disk" / "Images"
+    shutil.move(str(ds / "Images"), other_disk)
+    (ds / "Images").symlink_to(other_disk, target_is_directory=True)
+    rows = rows_for_config(tmp_path, KITS_DET)
+    assert rows[0]["mv_image_file_rel"].startswith("Images/") and Path(rows[0]["image_file"]).is_file()
+
+
+def test_short_ceiling_means_x_y_0(demo_root):
+    assert find_plan(demo_root / "Datasets/KiTS23", "biometry", "1.1")[1] == "1.1.0"
+    assert find_plan(demo_root / "Datasets/KiTS23", "biometry", "1")[1] == "1.0.0"
+
+
+def test_label_missing_from_segmentation_plan_is_flagged(demo_root, tmp_path):
+    ds = _copy_dataset(demo_root, tmp_path, "KiTS23")
+    _rewrite_plan(ds / "benchmark_plan_segmentation_v1.0.0.json.gz", lambda p: p["tasks"][0]["labels_map"].pop("2"))
+    rows = rows_for_config(tmp_path, KITS_DET)
+    flags = {r["label"]: r["mv_region_from_detection_plan"] for r in rows}
+    assert flags == {1: False, 2: True}
+    assert {r["mv_region_label"] for r in rows if r["label"] == 2} == {"kidney tumor"}
