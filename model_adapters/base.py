@@ -70,6 +70,15 @@ class MedVisionModel(lmms):
             dict(self.task_defaults),
         )
 
+    @property
+    def device(self) -> Any:
+        """Device lmms-eval uses for its rank gathers under `accelerate launch` (it reads `lm.device`)."""
+        accelerator = getattr(self, "accelerator", None)
+        if accelerator is not None:
+            return accelerator.device
+        backend = getattr(self, "backend_impl", None)
+        return getattr(backend, "input_device", None) or "cpu"
+
     def respond(self, doc: dict[str, Any], prompt: str, gen_kwargs: dict[str, Any], doc_to_visual: Any) -> str:
         raise NotImplementedError
 

@@ -241,7 +241,7 @@ def resolve_device(device: str | None) -> str:
         raise AdapterConfigError(f"device={name} but no CUDA device is visible; pass device=cpu or leave it unset.")
     if name is None:
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if name.startswith("cuda") and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # one model per process
         return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     return name
 

@@ -156,7 +156,7 @@ class Sampling:
     """Backend-neutral sampling values of one request; `temperature == 0` means greedy."""
 
     max_tokens: int
-    temperature: float
+    temperature: float | None  # None: the checkpoint's generation config decides (Lingshu, SPEC §9 Q7)
     top_p: float | None
     seed: int | None
     stop: list[str]
@@ -204,8 +204,8 @@ def read_sampling(backend: str, sampling: dict[str, Any]) -> Sampling:
         do_sample = str(do_sample).strip().lower() in ("true", "1")
     if do_sample is False:
         temperature = 0.0
-    elif temperature is None:
-        temperature = 1.0 if do_sample else 0.0
+    elif temperature is None and do_sample:
+        temperature = 1.0
     top_p = number("top_p", float, 0.0)
     if top_p is not None and not 0.0 < top_p <= 1.0:
         raise AdapterConfigError(f"backend={backend}: generation setting top_p={top_p!r} must lie in (0, 1].")

@@ -97,11 +97,21 @@ def sampling_group_key(sampling: dict[str, Any]) -> str:
     return json.dumps(sampling, sort_keys=True, default=str)
 
 
+def pixel_limits_of(size: Any) -> tuple[Any, Any]:
+    """(shortest_edge, longest_edge) of an image processor's `size`: a dict in transformers 4.57, a SizeDict
+    with attributes in 5.x."""
+    keys = ("shortest_edge", "longest_edge")
+    if isinstance(size, dict):
+        return tuple(size.get(k) for k in keys)  # type: ignore[return-value]
+    return tuple(getattr(size, k, None) for k in keys)  # type: ignore[return-value]
+
+
 def hf_generate_kwargs(sampling: dict[str, Any]) -> dict[str, Any]:
     """`GenRequest.sampling` -> `model.generate` keyword arguments (no seed; `until` -> `stop_strings`).
 
     `temperature == 0` (or `do_sample=False`) is greedy. Keys absent from `sampling` are left to the
-    checkpoint's `generation_config` (Lingshu's paper behaviour, SPEC §9 Q7).
+    checkpoint's `generation_config` (Lingshu's paper behaviour, SPEC §9 Q7), except that an explicit
+    temperature also pins `repetition_penalty` to 1.0 as the paper's explicit vLLM parameters did.
     """
     out: dict[str, Any] = {}
     if sampling.get("max_new_tokens") is not None:
@@ -120,6 +130,10 @@ def hf_generate_kwargs(sampling: dict[str, Any]) -> dict[str, Any]:
     for key, cast in (("num_beams", int), ("repetition_penalty", float), ("min_new_tokens", int)):
         if sampling.get(key) is not None:
             out[key] = cast(sampling[key])
+    if temperature is not None:
+        # An explicit temperature is the paper's explicit vLLM SamplingParams (SPEC §7.3): no checkpoint
+        # repetition penalty applied there, so none here either (transformers applies it even when greedy).
+        out.setdefault("repetition_penalty", 1.0)
     stops = [s for s in (sampling.get("until") or []) if s]
     if stops:
         out["stop_strings"] = list(stops)
@@ -278,7 +292,7 @@ class HFBackend:
         self.processor = transformers.AutoProcessor.from_pretrained(self.pretrained, **processor_kwargs)
         if self.family == "qwen2_5_vl":
             size = self.processor.image_processor.size
-            applied = (getattr(size, "shortest_edge", None), getattr(size, "longest_edge", None))
+            applied = pixel_limits_of(size)
             if applied != (low, high):
                 raise RuntimeError(
                     f"backend=hf: the processor of {self.pretrained} kept pixel limits {applied} instead of "

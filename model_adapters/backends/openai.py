@@ -129,9 +129,10 @@ class OpenAIBackend:
         payload: dict[str, Any] = {
             "model": self.served_name,
             "messages": to_chat_messages(req.messages, self._image_part),
-            "temperature": values.temperature,
             "max_tokens": values.max_tokens,
         }
+        if values.temperature is not None:  # absent: the server applies the checkpoint's generation config
+            payload["temperature"] = values.temperature
         if values.top_p is not None:
             payload["top_p"] = values.top_p
         if values.seed is not None:

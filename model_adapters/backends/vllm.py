@@ -135,17 +135,31 @@ class VLLMBackend:
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(chosen)
         logger.info(f"backend=vllm: process {local_rank} of {local_world} uses CUDA devices {','.join(chosen)}")
 
+    def checkpoint_sampling_defaults(self) -> dict[str, Any]:
+        """temperature/top_p/top_k/min_p/repetition_penalty from the checkpoint's generation config, via vLLM."""
+        getter = getattr(self.llm, "get_default_sampling_params", None)
+        if getter is None:
+            return {}
+        defaults = getter()
+        keys = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
+        return {k: getattr(defaults, k) for k in keys if getattr(defaults, k, None) is not None}
+
     def sampling_params(self, sampling: dict[str, Any]) -> Any:
         """One `vllm.SamplingParams` for one request (temperature 0 = greedy; `until` -> `stop`)."""
         values = read_sampling(self.name, sampling)
         kwargs: dict[str, Any] = {
             "n": 1,
-            "temperature": values.temperature,
-            "top_p": 1.0 if values.top_p is None else values.top_p,
             "max_tokens": values.max_tokens,
             "seed": values.seed,
             "stop": values.stop or None,
         }
+        if values.temperature is None:
+            # No temperature from the profile or --gen_kwargs: sample as the checkpoint's generation config says.
+            kwargs.update(self.checkpoint_sampling_defaults())
+        else:
+            kwargs.update(temperature=values.temperature, top_p=1.0)
+        if values.top_p is not None:
+            kwargs["top_p"] = values.top_p
         if values.repetition_penalty is not None:
             kwargs["repetition_penalty"] = values.repetition_penalty
         if values.min_tokens is not None:

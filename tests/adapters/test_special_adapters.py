@@ -527,7 +527,8 @@ def test_device_resolution(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert special.resolve_device(None) == "cuda:1" and special.resolve_device("cuda") == "cuda:1"
-    assert special.resolve_device("cuda:0") == "cuda:0" and special.resolve_device("cpu") == "cpu"
+    # one model per process: an explicit cuda:N is remapped too, as chat.py does (lmms-eval examples pass cuda:0)
+    assert special.resolve_device("cuda:0") == "cuda:1" and special.resolve_device("cpu") == "cpu"
 
 
 def test_dtype_resolution():
