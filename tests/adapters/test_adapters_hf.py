@@ -268,7 +268,11 @@ def test_internvl_remote_code_path_tiles_as_its_geometry():
     cols, rows = internvl_tile_grid(182, 218, 448, 12, True)
     assert (cols, rows) == (4, 3)  # SPEC §3.6: 182x218 -> 1344x1792
     assert call["counts"] == [cols * rows + 1] and call["shape"] == (cols * rows + 1, 3, 448, 448)
-    assert call["questions"] == ["Task: measure"] and call["config"] == {"max_new_tokens": 64, "do_sample": False, "repetition_penalty": 1.0}
+    assert call["questions"] == ["Task: measure"] and call["config"] == {
+        "max_new_tokens": 64,
+        "do_sample": False,
+        "repetition_penalty": 1.0,
+    }
     assert backend.rendered_prompts[("t", 0)] == "<image>\nTask: measure"  # chat() puts the image first
     assert result.text == "<answer>3.5</answer>" and result.truncated is False
     assert len(internvl_tiles(_image(448, 448), 1, 1, 448)) == 1
