@@ -383,7 +383,8 @@ def _segmentation_profiles(mask: np.ndarray) -> list[dict[str, Any]]:
     return entries
 
 
-def _tl_metric(key: str, value: float) -> dict[str, Any]:
+def tl_metric(key: str, value: float) -> dict[str, Any]:
+    """One T/L axis metric dict of a biometry plan slice profile (L-1-2 major, L-3-4 minor), in mm."""
     return {
         "metric_type": "distance",
         "metric_map_name": "lines_map",
@@ -421,7 +422,7 @@ def _tl_profiles(
                 major, minor, p12, p34 = length_rows, length_cols, along_rows, along_cols
             else:
                 major, minor, p12, p34 = length_cols, length_rows, along_cols, along_rows
-            profile.append([_tl_metric("L-1-2", major), _tl_metric("L-3-4", minor)])
+            profile.append([tl_metric("L-1-2", major), tl_metric("L-3-4", minor)])
             ellipses.append({"P1": p12[0], "P2": p12[1], "P3": p34[0], "P4": p34[1]})
         entry: dict[str, Any] = {"slice_idx": z, "slice_profile": profile}
         if later:

@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from medvision_tasks.demo import write_bytes, write_json_gz, write_nifti
+from medvision_tasks.demo import tl_metric, write_bytes, write_json_gz, write_nifti
 
 SHAPE = (14, 12, 11)
 SPACING = (0.7813, 0.9, 2.5)
@@ -290,16 +290,6 @@ def _detection_entries(
     return entries, kept, every
 
 
-def _tl_metric(key: str, value: float) -> dict[str, Any]:
-    return {
-        "metric_type": "distance",
-        "metric_map_name": "lines_map",
-        "metric_key": key,
-        "metric_value": value,
-        "metric_unit": "mm",
-    }
-
-
 def _tl_entries(
     case: _Case, task_no: int, dim: int, target: int, version: str, empty_slice: bool
 ) -> tuple[list[dict[str, Any]], dict[str, list[list[Any]]], list[int]]:
@@ -320,7 +310,7 @@ def _tl_entries(
     multi_cluster = []
     for slice_idx, ellipses, clusters in layout:
         profile = [
-            [_tl_metric("L-1-2", major)] + ([_tl_metric("L-3-4", minor)] if minor is not None else [])
+            [tl_metric("L-1-2", major)] + ([tl_metric("L-3-4", minor)] if minor is not None else [])
             for major, minor in ellipses
         ]
         entry: dict[str, Any] = {"slice_idx": slice_idx, "slice_profile": profile}
