@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -24,7 +25,13 @@ CATALOGUE_FILE = HERE / "catalogue.tsv"
 REPO_ROOT = HERE.parent
 DOCS_FILE = REPO_ROOT / "docs" / "tasks.md"
 DEFAULT_CAP = 1000
-SETS = ("main", "detection_planeood", "detection_taskood", "tl_planeood", "tl_taskood", "demo")
+SETS = (
+    "main", "detection_planeood", "detection_taskood", "tl_planeood", "tl_taskood", "demo", "spacing", "demo_spacing",
+)  # fmt: skip
+# Sets whose rows carry a spacing factor k in a fifth column (counterfactual spacing variants, docs/spacing-test.md).
+SPACING_SETS = {"spacing": "main", "demo_spacing": "demo"}
+HEADER = ["set", "config", "listed", "n_test"]
+HEADER_K = [*HEADER, "k"]
 RESOLUTIONS = (336, 560, 896)
 FAMILIES = ("detection", "tl", "ad")
 TASK_VERSION = 1.0
@@ -69,6 +76,8 @@ class Subtask:
     n_test: int | None
     data_root_kind: str = "real"
     stub: dict = field(default_factory=dict, compare=False)
+    spacing_k: float | None = None
+    base_task: str | None = None
 
     @property
     def official_task(self) -> str:
@@ -88,16 +97,36 @@ class Entry:
     config: str
     listed: int | None
     n_test: int | None
+    k: float | None = None
+    line: str = ""
 
 
 def _count(text: str) -> int | None:
     return None if text == "-" else int(text)
 
 
+def spacing_suffix(k: float) -> str:
+    """Task-name suffix of a spacing factor: 0.5 -> ``_k0p5``, 2.0 -> ``_k2``."""
+    return "_k" + f"{k:g}".replace(".", "p").replace("-", "m").replace("+", "")
+
+
+def _spacing_factor(text: str, where: str) -> float:
+    """The k column of a spacing row: a finite number > 0."""
+    try:
+        k = float(text)
+    except ValueError:
+        raise CatalogueError(f"{where}: spacing factor k={text!r} is not a number; give a finite k > 0") from None
+    if not math.isfinite(k) or k <= 0:
+        raise CatalogueError(f"{where}: spacing factor k={text!r} must be finite and > 0")
+    if k == 1:
+        raise CatalogueError(f"{where}: spacing factor k=1 is the base subtask itself; give k != 1")
+    return k
+
+
 def read_catalogue(path: Path = CATALOGUE_FILE) -> list[Entry]:
     """Parse catalogue.tsv, refusing unknown sets, planes and malformed configs with the offending line."""
     entries: list[Entry] = []
-    seen: set[tuple[str, str]] = set()
+    seen: set[str] = set()
     header_seen = False
     for lineno, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip() or line.startswith("#"):
@@ -105,14 +134,22 @@ def read_catalogue(path: Path = CATALOGUE_FILE) -> list[Entry]:
         cols = line.split("\t")
         if not header_seen:
             header_seen = True
-            if cols != ["set", "config", "listed", "n_test"]:
-                raise CatalogueError(f"{path}:{lineno}: header must be set, config, listed, n_test")
+            if cols not in (HEADER, HEADER_K):
+                raise CatalogueError(f"{path}:{lineno}: header must be set, config, listed, n_test[, k]")
             continue
-        if len(cols) != 4:
-            raise CatalogueError(f"{path}:{lineno}: expected 4 tab-separated columns, got {line!r}")
-        set_, config, listed, n_test = cols
+        where = f"{path}:{lineno}"
+        if cols and cols[0] in SPACING_SETS:
+            if len(cols) != 5:
+                raise CatalogueError(
+                    f"{where}: a {cols[0]} row needs 5 tab-separated columns (set, config, listed, n_test, k), "
+                    f"got {line!r}"
+                )
+        elif len(cols) != 4:
+            raise CatalogueError(f"{where}: expected 4 tab-separated columns, got {line!r}")
+        set_, config, listed, n_test = cols[:4]
         if set_ not in SETS:
             raise CatalogueError(f"{path}:{lineno}: unknown set/variant {set_!r} (valid: {', '.join(SETS)})")
+        k = _spacing_factor(cols[4], f"{where} ({set_} {config})") if set_ in SPACING_SETS else None
         plane = config.split("_")[-2] if config.count("_") >= 4 else ""
         if plane not in SLICE_DIM_BY_PLANE:
             raise CatalogueError(
@@ -124,15 +161,32 @@ def read_catalogue(path: Path = CATALOGUE_FILE) -> list[Entry]:
             raise CatalogueError(f"{path}:{lineno}: {exc}") from None
         if cfg.split != "Test":
             raise CatalogueError(f"{path}:{lineno}: {config!r}: subtasks are Test splits")
-        if (set_, config) in seen:
-            raise CatalogueError(f"{path}:{lineno}: duplicate entry {set_} {config}")
-        seen.add((set_, config))
+        if set_ in SPACING_SETS and cfg.family == "detection":
+            raise CatalogueError(
+                f"{where}: {config!r}: spacing variants are for T/L and A/D configs (detection states no spacing)"
+            )
+        ident = f"{set_} {config}" + (f" k={k:g}" if k is not None else "")
+        if ident in seen:
+            raise CatalogueError(f"{path}:{lineno}: duplicate entry {ident}")
+        seen.add(ident)
 
         for text in (listed, n_test):
             if text != "-" and not text.isdigit():
                 raise CatalogueError(f"{path}:{lineno}: count {text!r} is not an integer or '-'")
-        entries.append(Entry(set_, config, _count(listed), _count(n_test)))
+        entries.append(Entry(set_, config, _count(listed), _count(n_test), k, where))
+    _check_spacing_bases(entries)
     return entries
+
+
+def _check_spacing_bases(entries: list[Entry]) -> None:
+    """Every spacing row needs its base subtask (same config in ``main`` or ``demo``) in the catalogue."""
+    present = {(e.set, e.config) for e in entries}
+    for e in entries:
+        if e.set in SPACING_SETS and (SPACING_SETS[e.set], e.config) not in present:
+            raise CatalogueError(
+                f"{e.line}: {e.set} row {e.config} k={e.k:g} has no base subtask: add the config to the "
+                f"{SPACING_SETS[e.set]} set"
+            )
 
 
 def build_subtasks(entries: list[Entry]) -> list[Subtask]:
@@ -165,6 +219,25 @@ def build_subtasks(entries: list[Entry]) -> list[Subtask]:
                     "demo",
                 )
             )
+        elif e.set in SPACING_SETS:
+            demo = e.set == "demo_spacing"
+            base = base_name(e.config, "medvision_demo" if demo else "medvision")
+            out.append(
+                Subtask(
+                    base + spacing_suffix(float(e.k)),  # type: ignore[arg-type]
+                    e.config,
+                    family,
+                    e.set,
+                    "v1",
+                    None,
+                    "demo" if demo else "spacing",
+                    e.listed,
+                    e.n_test,
+                    "demo" if demo else "real",
+                    spacing_k=e.k,
+                    base_task=base,
+                )
+            )
         else:
             out.append(Subtask(base_name(e.config), e.config, family, e.set, "v1", None, "ood", e.listed, e.n_test))
     names = [s.name for s in out]
@@ -190,6 +263,14 @@ def groups(subtasks: list[Subtask]) -> dict[str, tuple[list[str], str]]:
     for set_ in ("detection_planeood", "detection_taskood", "tl_planeood", "tl_taskood"):
         out[f"medvision_{set_}"] = ([s.name for s in subtasks if s.set == set_], set_.split("_")[0])
     out["medvision_demo"] = ([s.name for s in subtasks if s.set == "demo"], "all")
+    spacing = [s for s in subtasks if s.set == "spacing"]
+    if spacing:
+        out["medvision_spacing"] = ([s.name for s in spacing], "all")
+        for fam in ("tl", "ad"):
+            out[f"medvision_spacing_{fam}"] = ([s.name for s in spacing if s.family == fam], fam)
+    demo_spacing = [s.name for s in subtasks if s.set == "demo_spacing"]
+    if demo_spacing:
+        out["medvision_demo_spacing"] = (demo_spacing, "all")
     return out
 
 
@@ -239,11 +320,14 @@ def _subtask_text(s: Subtask) -> str:
 
 
 def _stub_text(s: Subtask) -> str:
+    variant: dict = {"set": s.set, "prompt_style": s.prompt_style, "reshape": s.reshape}
+    if s.spacing_k is not None:
+        variant.update(spacing_k=s.spacing_k, base_task=s.base_task)
     stub = {
         "mv_task": s.name,
         "mv_config": s.config,
         "mv_family": s.family,
-        "mv_variant": {"set": s.set, "prompt_style": s.prompt_style, "reshape": s.reshape},
+        "mv_variant": variant,
         "mv_data_root_kind": s.data_root_kind,
     }
     return json.dumps(stub, sort_keys=True) + "\n"
@@ -286,6 +370,8 @@ SET_TITLES = {
     "tl_planeood": "T/L, unseen planes (SPEC §2.4)",
     "tl_taskood": "T/L, unseen targets (SPEC §2.4)",
     "demo": "Demo on the phantom root (SPEC §2.7)",
+    "spacing": "Spacing counterfactual variants (docs/spacing-test.md)",
+    "demo_spacing": "Spacing counterfactual variants on the phantom root (docs/spacing-test.md)",
 }
 GROUP_MEANING = {
     "main": "the paper's benchmark subtasks",
@@ -298,6 +384,8 @@ GROUP_MEANING = {
     "tl_planeood": "T/L on the sagittal and coronal planes",
     "tl_taskood": "T/L of targets outside the benchmark",
     "demo": "smoke test on the synthetic phantom root (no download)",
+    "spacing": "stated pixel size and length GT multiplied by k (spacing test; angles are the control)",
+    "demo_spacing": "the spacing test on the synthetic phantom root (no download)",
 }
 
 
@@ -378,16 +466,31 @@ def docs_text() -> str:
         members = [s for s in subtasks if s.set == set_name]
         if not members:
             continue
-        lines += ["", f"## {title}", "", "| # | Subtask | Official config | Family | listed | N test | N eval |"]
-        lines.append("|---|---|---|---|---|---|---|")
+        spacing = set_name in SPACING_SETS
+        extra = " k | Base subtask |" if spacing else ""
+        lines += [
+            "",
+            f"## {title}",
+            "",
+            f"| # | Subtask | Official config | Family | listed | N test | N eval |{extra}",
+        ]
+        lines.append("|---|---|---|---|---|---|---|" + ("---|---|" if spacing else ""))
         for i, s in enumerate(members, 1):
             n_eval = "-" if s.n_test is None else f"{min(s.n_test, DEFAULT_CAP):,}"
+            cells = f" {s.spacing_k:g} | `{s.base_task}` |" if spacing else ""
             lines.append(
                 f"| {i} | `{s.name}` | `{s.config}` | {s.family} | {_count_text(s.listed)} | "
-                f"{_count_text(s.n_test)} | {n_eval} |"
+                f"{_count_text(s.n_test)} | {n_eval} |{cells}"
             )
         if set_name == "demo":
             lines += ["", "Demo counts are fixed by the phantom generator (`demo_manifest.json`), not by a data root."]
+        if spacing:
+            lines += [
+                "",
+                "Same rows, images and geometry as the base subtask; the stated pixel size and every length GT "
+                "are multiplied by k, angles are unchanged. Run the base subtasks too: `medvision-eval "
+                "leaderboard` pairs the records and prints the Spacing sensitivity table (docs/spacing-test.md).",
+            ]
     return "\n".join(lines) + "\n"
 
 

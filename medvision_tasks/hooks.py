@@ -28,6 +28,8 @@ from .render import (
     volume_info,
 )
 from .settings import Settings, active_model, allow_non_ras, data_dir_from_env, resolve_settings
+from .spacing import record_fields as spacing_record_fields
+from .spacing import scale_stated, scale_target, spacing_factor
 from .stock_geometry import DerivedGeometry
 
 RECORD_SCHEMA = 1
@@ -184,6 +186,7 @@ def prompt_and_geometry(
     (h, w), spacing_hw = _slice_geometry(doc, settings)
     perceived, stages = perceive_chain(resolved.rule, h, w, fix=settings.perceived_size_fix)
     pw, ph = stated_pixel_size(spacing_hw, (h, w), perceived.content_hw)
+    pw, ph = scale_stated(doc, pw, ph)  # spacing variants: x k after every geometry rule
     canvas_h, canvas_w = perceived.canvas_hw
     text = build_prompt(doc, settings.prompt_style, (pw, ph), (canvas_w, canvas_h))
     record = perceived.to_record()
@@ -194,6 +197,8 @@ def prompt_and_geometry(
         spacing_hw=[spacing_hw[0], spacing_hw[1]],
         stated_spacing_wh=[round(pw, 3), round(ph, 3)],
     )
+    if (k := spacing_factor(doc)) is not None:
+        record["spacing_k"] = k
     if stages:
         record["stages"] = stages
     if resolved.notes:
@@ -217,8 +222,8 @@ def doc_to_target(doc: dict[str, Any]) -> list[float]:
         return detection_target(doc["image_size_2d"], boxes["min_coords"][0], boxes["max_coords"][0])
     bio = doc["biometric_profile"]
     if family == "tl":
-        return [float(bio["metric_value_major_axis"][0]), float(bio["metric_value_minor_axis"][0])]
-    return [float(bio["metric_value"])]
+        return scale_target(doc, [float(bio["metric_value_major_axis"][0]), float(bio["metric_value_minor_axis"][0])])
+    return scale_target(doc, [float(bio["metric_value"])])
 
 
 def _clean(value: Any) -> Any:
@@ -330,6 +335,8 @@ def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
         "plan_version": doc.get("mv_plan_version"),
         "plugin_version": __version__,
     }
+    if (spacing := spacing_record_fields(doc)) is not None:
+        record["spacing"] = spacing
     out = metric_entries(family, scored["metrics"], scored["success"], scored["excluded"])
     out["mv_record"] = _clean(record)
     return out

@@ -24,7 +24,7 @@ from medvision_tasks.catalogue import (
 
 HEADER = "set\tconfig\tlisted\tn_test\n"
 NAME_RE = re.compile(
-    r"^medvision_(detection|tl|ad)_[a-z0-9]+(_distance|_angle)?_task\d\d_(axial|sagittal|coronal)(_336|_560|_896|_cot)?$"
+    r"^medvision_(detection|tl|ad)_[a-z0-9]+(_distance|_angle)?_task\d\d_(axial|sagittal|coronal)(_336|_560|_896|_cot|_k0p5|_k2)?$"
 )
 
 
@@ -85,6 +85,8 @@ def test_subtask_counts_per_set():
         "tl_planeood": 20,
         "tl_taskood": 7,
         "demo": 8,
+        "spacing": 30,
+        "demo_spacing": 12,
     }
     main = [s for s in subtasks if s.set == "main"]
     assert [sum(s.family == f for s in main) for f in ("detection", "tl", "ad")] == [28, 10, 5]
@@ -95,7 +97,7 @@ def test_subtask_counts_per_set():
 
 def test_names_follow_spec_and_start_with_medvision():
     for s in build_subtasks(read_catalogue()):
-        if s.set == "demo":
+        if s.set in ("demo", "demo_spacing"):
             assert s.name.startswith("medvision_demo_")
         else:
             assert NAME_RE.match(s.name), s.name

@@ -25,7 +25,7 @@ from medvision_tasks.catalogue import build_subtasks, groups, read_catalogue
 from medvision_tasks.data import rows_for_config
 from medvision_tasks.taskhook import tasks_dir
 
-SUBTASKS = [s for s in build_subtasks(read_catalogue()) if s.set != "demo"]
+SUBTASKS = [s for s in build_subtasks(read_catalogue()) if s.set not in ("demo", "demo_spacing")]
 GROUPS = groups(build_subtasks(read_catalogue()))
 
 
@@ -64,6 +64,7 @@ def test_every_subtask_and_variant_resolves_and_yields_docs(loaded, fixture_root
         "detection_taskood": 15,
         "tl_planeood": 20,
         "tl_taskood": 7,
+        "spacing": 30,
     }
     assert set(loaded["tasks"]) == {s.name for s in SUBTASKS}
     for s in SUBTASKS:
