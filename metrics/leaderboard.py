@@ -42,6 +42,8 @@ from .parse import parse as parse_response
 from .reduce import aggregate_detection, aggregate_measure
 from .reference import PAPER_HEADLINE_COUNTS, model_key_for, paper_rows
 from .scores import score_ad, score_detection, score_tl
+from .spacing import Item as SpacingItem
+from .spacing import is_spacing_record, spacing_table
 
 __all__ = [
     "LeaderboardOptions",
@@ -1036,6 +1038,9 @@ def _build(records: list[dict[str, Any]], opts: LeaderboardOptions) -> dict[str,
         if not isinstance(record, dict) or SOURCE_FIELD not in record:  # load_records validated the others
             validate_record(record, f"record {index}")
     _refuse(records, opts)
+    # spacing variants (docs/spacing-test.md) share configs with their base subtasks: kept out of Tables 2-4
+    variants = [r for r in records if is_spacing_record(r)]
+    records = [r for r in records if not is_spacing_record(r)]
     keys = [model_key_for(r["model"]["adapter"], r["model"].get("pretrained")) for r in records]
     kept = _deduplicate(records, keys, opts, warnings)
 
@@ -1104,10 +1109,47 @@ def _build(records: list[dict[str, Any]], opts: LeaderboardOptions) -> dict[str,
             "cluster": "dataset + image_file_rel",
             "clusters": clusters,
         }
+    if variants:
+        result["spacing"] = _spacing(variants, scored, opts, warnings)
     if opts.boxsize:
         detection = {model_key: families["detection"] for model_key, families in scored.items()}
         result["boxsize"] = boxsize_analysis(detection, seed=int(opts.boxsize_seed), draws=int(opts.boxsize_draws))
     return _json_ready(result)
+
+
+def _spacing(
+    variants: list[dict[str, Any]],
+    scored: Mapping[str, Mapping[str, list[Item]]],
+    opts: LeaderboardOptions,
+    warnings: list[str],
+) -> dict[str, Any]:
+    """The Spacing sensitivity table (:mod:`.spacing`): variant records de-duplicated per k like any run,
+    re-scored, and paired with the kept base records."""
+    keys = [model_key_for(r["model"]["adapter"], r["model"].get("pretrained")) for r in variants]
+    items: list[SpacingItem] = []
+    factors = [str(r["spacing"].get("k")) if isinstance(r["spacing"], dict) else "" for r in variants]
+    for k in sorted(set(factors)):  # one k at a time: the variants of one base share its config and rows
+        chosen = [i for i, factor in enumerate(factors) if factor == k]
+        subset = [variants[i] for i in chosen]
+        for index, record, model_key in _deduplicate(subset, [keys[i] for i in chosen], opts, warnings):
+            where = _where(record, chosen[index])
+            items.append(SpacingItem(record, _rescore(record, where, opts), where, model_key))
+    bases = [
+        SpacingItem(record, sample, where, model_key)
+        for model_key, families in scored.items()
+        for family in ("tl", "ad")
+        for record, sample, where in families.get(family, ())
+    ]
+    table = spacing_table(
+        items, bases, ci=opts.ci, ci_iterations=int(opts.ci_iterations), ci_seed=int(opts.ci_seed)
+    )
+    if table["missing_base"]:
+        listed = sorted({m["base_task"] for m in table["missing_base"]})
+        warnings.append(
+            f"spacing: {sum(m['records'] for m in table['missing_base'])} variant record(s) have no base-task record "
+            f"of the same model; run {', '.join(listed)} with the same model and settings"
+        )
+    return table
 
 
 def _version_warning(records: list[dict[str, Any]], warnings: list[str]) -> None:

@@ -186,6 +186,8 @@ def build_sections(result: Mapping[str, Any], detail: bool = False) -> list[_Sec
         if interval_note:
             section.notes.append(interval_note)
         sections.append(section)
+    if result.get("spacing"):
+        sections.append(spacing_section(result))
     if detail:
         details = result.get("details") or {}
         sections.append(
@@ -229,6 +231,56 @@ def build_sections(result: Mapping[str, Any], detail: bool = False) -> list[_Sec
         ]
         sections.append(section)
     return sections
+
+
+SPACING_TITLE = "Spacing sensitivity"
+SPACING_LEAD: tuple[str, ...] = ("model", "group", "k", "pairs", "unpaired", "unparsable", "skipped")
+SPACING_E_COLUMNS: tuple[str, ...] = ("e median", "e IQR", "minor e median", "minor e IQR")
+
+
+def spacing_section(result: Mapping[str, Any]) -> _Section:
+    """The Spacing sensitivity table (docs/spacing-test.md) as a section: elasticities with 2 decimals."""
+    spacing = result["spacing"]
+    rows = spacing.get("rows") or []
+    metrics = [
+        "e median",
+        "e IQR",
+        "e in [0.5,1.5] %",
+        "minor e median",
+        "minor e IQR",
+        *(f"MRE k={k}" for k in spacing.get("ks") or []),
+        "angle |d| median",
+    ]
+    section = _section(SPACING_TITLE, rows, SPACING_LEAD, metrics, ranked=False)
+    for j, column in enumerate(section.columns):
+        section.numeric[j] = section.numeric[j] or column in SPACING_LEAD[3:]
+        if column not in SPACING_E_COLUMNS:
+            continue
+        for i, row in enumerate(rows):
+            section.cells[i][j] = format_value(row.get(column), 2)
+            bounds = (row.get("ci") or {}).get(column)
+            section.intervals[i][j] = (format_value(bounds[0], 2), format_value(bounds[1], 2)) if bounds else None
+    section.notes = [
+        spacing.get("definition", ""),
+        "groups: tl = T/L major axis (minor in the minor columns), distance = A/D distances, angle = A/D angles "
+        "(control: |d| = median |a_k - a_1| in degrees); MRE k=1 from the base subtasks, in %",
+        "pairs: variant and base record of the same doc, model and settings_id, both parsed; unpaired: no such "
+        "base record; skipped: a zero, negative or non-finite answer",
+    ]
+    missing = spacing.get("missing_base") or []
+    if missing:
+        by_model: dict[str, list[str]] = {}
+        for entry in missing:
+            by_model.setdefault(str(entry["model"]), []).append(str(entry["base_task"]))
+        for model, tasks in by_model.items():
+            section.notes.append(
+                f"{model}: no base-task records to pair with; run {', '.join(sorted(set(tasks)))} with the same "
+                "model and settings"
+            )
+    interval_note = ci_note(result)
+    if interval_note and any(row.get("ci") for row in rows):
+        section.notes.append(interval_note)
+    return section
 
 
 def _marked(cell: str, rank: int | None) -> str:

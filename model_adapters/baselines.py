@@ -146,7 +146,11 @@ class PriorBaseline(MedVisionModel):
 
 
 def load_responses(path: str | Path) -> dict[tuple[str, int], str]:
-    """(config, row) -> response from plugin samples files or simple `{config, row, response}` JSONL."""
+    """(config, row) -> response from plugin samples files or simple `{config, row, response}` JSONL.
+
+    A line that also names its `task` is stored under (task, row) as well, so that tasks sharing a config (the
+    spacing variants and their base subtask) can replay different responses; (task, row) is looked up first.
+    """
     p = Path(path).expanduser()
     if not p.exists():
         raise AdapterConfigError(f"--model medvision_replay: path={path} does not exist; give a JSONL file or folder.")
@@ -174,6 +178,8 @@ def load_responses(path: str | Path) -> dict[tuple[str, int], str]:
                 if not isinstance(src["response"], str) or not isinstance(src["row"], int):
                     raise AdapterConfigError(f"{file}:{lineno}: row must be an integer and response a string.")
                 out[(str(src["config"]), int(src["row"]))] = src["response"]
+                if isinstance(src.get("task"), str) and src["task"]:
+                    out[(src["task"], int(src["row"]))] = src["response"]
     return out
 
 
@@ -214,7 +220,11 @@ class ReplayModel(MedVisionModel):
         self.register({"source": self.path, "replayed": True})
 
     def respond(self, doc: dict[str, Any], prompt: str, gen_kwargs: dict[str, Any], doc_to_visual: Any) -> str:
-        key = (doc["mv_config"], int(doc["mv_row"]))
+        row = int(doc["mv_row"])
+        by_task = self.responses.get((doc["mv_task"], row))
+        if by_task is not None:
+            return by_task
+        key = (doc["mv_config"], row)
         if key not in self.responses:
             self.missing += 1
             return ""
