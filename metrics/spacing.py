@@ -99,7 +99,7 @@ def group_of(record: Mapping[str, Any]) -> str:
 
 def elasticity(a_k: float, a_1: float, k: float) -> float:
     """``log(a_k / a_1) / log(k)`` for positive answers and k > 0, k != 1."""
-    return math.log(a_k / a_1) / math.log(k)
+    return math.log(a_k / a_1) / math.log(k) + 0.0  # + 0.0: no -0.0 for k < 1
 
 
 def _doc(record: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -124,7 +124,7 @@ def _iqr(values: np.ndarray) -> float:
     if values.size == 0:
         return math.nan
     low, high = np.quantile(values, [0.25, 0.75])
-    return float(high - low)
+    return float(high - low) + 0.0
 
 
 def _median(values: np.ndarray) -> float:
