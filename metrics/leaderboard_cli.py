@@ -14,7 +14,7 @@ from .errors import RecordError
 from .figure import check_figure_path, require_matplotlib, write_boxsize_plot, write_per_label_figure
 from .labels import UNKNOWN_LABEL_POLICIES, minimum_group_size
 from .leaderboard import PARSE_OPTIONS, PRESETS, build_leaderboard, load_records
-from .report import FORMATS, boxsize_csv, render, table_csvs, to_json
+from .report import FORMATS, SPACING_CSV, boxsize_csv, render, spacing_csv, table_csvs, to_json
 
 DETAIL_FILES: dict[str, str] = {
     "detection_regions": "per_region_detection.json",
@@ -192,8 +192,9 @@ def build_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def write_outputs(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
     """Write leaderboard.json, table2_detection.csv, table3_tl.csv, table4_ad.csv,
-    per_region_detection.json, per_label_tl.json and per_label_ad.json into ``out_dir``; with a box-size
-    analysis also boxsize_detection.csv and boxsize_detection.png (needs matplotlib)."""
+    per_region_detection.json, per_label_tl.json and per_label_ad.json into ``out_dir``; with spacing
+    variants also spacing_sensitivity.csv; with a box-size analysis also boxsize_detection.csv and
+    boxsize_detection.png (needs matplotlib)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -207,6 +208,10 @@ def write_outputs(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
     for key, name in DETAIL_FILES.items():
         target = out / name
         target.write_text(to_json(result["details"][key]), encoding="utf-8")
+        written.append(target)
+    if result.get("spacing"):
+        target = out / SPACING_CSV
+        target.write_text(spacing_csv(result), encoding="utf-8")
         written.append(target)
     if result.get("boxsize"):
         target = out / BOXSIZE_CSV

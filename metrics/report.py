@@ -283,6 +283,14 @@ def spacing_section(result: Mapping[str, Any]) -> _Section:
     return section
 
 
+SPACING_CSV = "spacing_sensitivity.csv"
+
+
+def spacing_csv(result: Mapping[str, Any]) -> str:
+    """The Spacing sensitivity table alone, in the ``--format csv`` layout (for ``--out``)."""
+    return _render_csv([spacing_section(result)])
+
+
 def _marked(cell: str, rank: int | None) -> str:
     return cell + SUPERSCRIPTS[rank] if rank else cell
 

@@ -219,3 +219,16 @@ def test_a_malformed_spacing_field_names_the_record(tmp_path):
     variant["spacing"] = {"k": -1, "base_task": BASES["angle"][0]}
     with pytest.raises(RecordError, match=r"field 'spacing.k' is -1"):
         build_leaderboard(records, allow_demo=True)
+
+
+def test_out_folder_gets_the_spacing_csv(tmp_path):
+    from medvision_metrics.leaderboard_cli import write_outputs
+
+    result = build_leaderboard(_replay(tmp_path, oracle, groups=("distance",)), allow_demo=True)
+    written = write_outputs(result, tmp_path / "out")
+    path = tmp_path / "out" / "spacing_sensitivity.csv"
+    assert path in written
+    lines = path.read_text().splitlines()
+    assert lines[0] == "Spacing sensitivity" and lines[1].startswith("model,group,k,pairs,unpaired")
+    assert lines[2].startswith("replay,distance,\"0.5,2\"")
+    assert json.loads((tmp_path / "out" / "leaderboard.json").read_text())["spacing"]["rows"][0]["e median"] == 1.0
