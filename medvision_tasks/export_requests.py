@@ -91,11 +91,14 @@ def resolve_subtasks(names: list[str]) -> list[Any]:
 
 def stub_for(subtask: Any) -> dict[str, Any]:
     """The one-line stub the subtask's YAML reads (same keys as the generated stub files)."""
+    variant = {"set": subtask.set, "prompt_style": subtask.prompt_style, "reshape": subtask.reshape}
+    if getattr(subtask, "spacing_k", None) is not None:  # spacing variants (docs/spacing-test.md)
+        variant.update(spacing_k=subtask.spacing_k, base_task=subtask.base_task)
     return {
         "mv_task": subtask.name,
         "mv_config": subtask.config,
         "mv_family": subtask.family,
-        "mv_variant": {"set": subtask.set, "prompt_style": subtask.prompt_style, "reshape": subtask.reshape},
+        "mv_variant": variant,
         "mv_data_root_kind": subtask.data_root_kind,
     }
 

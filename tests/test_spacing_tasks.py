@@ -184,3 +184,11 @@ def test_an_edited_stub_with_a_bad_k_is_refused(monkeypatch):
     doc["mv_variant"] = dict(doc["mv_variant"], spacing_k=-2)
     with pytest.raises(SettingsError, match=r"spacing_k=-2 must be a finite number > 0"):
         hooks.doc_to_target(doc)
+
+
+def test_export_requests_stubs_equal_the_generated_stubs():
+    from medvision_tasks.export_requests import stub_for
+
+    for s in build_subtasks(read_catalogue()):
+        if s.set in ("spacing", "demo_spacing", "main", "demo"):
+            assert stub_for(s) == _stub(s.name), s.name
