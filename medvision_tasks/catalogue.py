@@ -489,7 +489,8 @@ def docs_text() -> str:
                 "",
                 "Same rows, images and geometry as the base subtask; the stated pixel size and every length GT "
                 "are multiplied by k, angles are unchanged. Run the base subtasks too: `medvision-eval "
-                "leaderboard` pairs the records and prints the Spacing sensitivity table (docs/spacing-test.md).",
+                "leaderboard` pairs the records and prints the Spacing sensitivity table "
+                "([spacing-test.md](spacing-test.md)).",
             ]
     return "\n".join(lines) + "\n"
 
