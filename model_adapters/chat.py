@@ -568,49 +568,15 @@ def describe_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------- one class per --model
-class MedVisionV0(MedVisionChatModel):
-    """`--model medvision_v0`: MedVision-V0-7B; system prompt, CoT prompts, answer_tag, 512x512 (SPEC §7.4)."""
-
-    profile = PROFILES["medvision_v0"]
-
-
-class Lingshu(MedVisionChatModel):
-    """`--model medvision_lingshu`: Lingshu-32B; [image, text]; checkpoint sampling."""
-
-    profile = PROFILES["medvision_lingshu"]
+def _adapter_class(profile: ModelProfile) -> type[MedVisionChatModel]:
+    """The lmms-eval model class of one profile: `MedVisionChatModel` bound to that profile."""
+    doc = f"`--model {profile.name}`: {profile.paper_name} (default `pretrained={profile.default_pretrained}`)."
+    namespace = {"profile": profile, "__module__": __name__, "__qualname__": profile.adapter_class, "__doc__": doc}
+    return type(profile.adapter_class, (MedVisionChatModel,), namespace)
 
 
-class MedGemma(MedVisionChatModel):
-    """`--model medvision_medgemma`: MedGemma 4B (27B via pretrained=); radiologist system prompt, greedy."""
-
-    profile = PROFILES["medvision_medgemma"]
-
-
-class Qwen2_5_VL(MedVisionChatModel):
-    """`--model medvision_qwen2_5_vl`: Qwen2.5-VL 7B (32B via pretrained=)."""
-
-    profile = PROFILES["medvision_qwen2_5_vl"]
-
-
-class LlavaOneVision(MedVisionChatModel):
-    """`--model medvision_llava_onevision`: LLaVA-OneVision 72B."""
-
-    profile = PROFILES["medvision_llava_onevision"]
-
-
-class InternVL3(MedVisionChatModel):
-    """`--model medvision_internvl3`: InternVL3-38B (remote code)."""
-
-    profile = PROFILES["medvision_internvl3"]
-
-
-class Gemma3(MedVisionChatModel):
-    """`--model medvision_gemma3`: Gemma3-27B."""
-
-    profile = PROFILES["medvision_gemma3"]
-
-
-class Llama3_2_Vision(MedVisionChatModel):
-    """`--model medvision_llama3_2_vision`: Llama-3.2-11B-Vision (vLLM <= 0.10.2)."""
-
-    profile = PROFILES["medvision_llama3_2_vision"]
+# One class per chat profile (MedVisionV0, Lingshu, MedGemma, Qwen2_5_VL, LlavaOneVision, InternVL3, Gemma3,
+# Llama3_2_Vision), named by the profile's `adapter_class`; manifests.py points lmms-eval at them.
+for _profile in PROFILES.values():
+    if _profile.third_party is None:
+        globals()[_profile.adapter_class] = _adapter_class(_profile)

@@ -24,7 +24,6 @@ import os
 import random
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -38,6 +37,7 @@ from medvision_tasks.notices import warn
 
 from .base import MedVisionModel
 from .errors import AdapterConfigError
+from .profiles import PROFILES, ModelProfile, ThirdPartyRepo
 
 # CLIP ViT-L/14-336 (HealthGPT, HuatuoGPT-Vision): processor mean and input side.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -81,58 +81,14 @@ DTYPE_NAMES = {
 
 
 # ------------------------------------------------------------------------------ author repositories
-@dataclass(frozen=True)
-class AuthorRepo:
-    """Where an adapter's third-party code lives and how to tell the user to get it."""
-
-    model: str  # paper name
-    adapter: str  # --model name
-    url: str
-    commit: str
-    env_var: str  # MEDVISION_ spelling (wins)
-    official_env_var: str  # also accepted
-    markers: tuple[str, ...]  # paths that must exist under the checkout root
-    layouts: tuple[str, ...]  # sub-folders tried as the checkout root ("" = the folder itself)
-    environment: str  # the authors' pinned stack
-    geometry: str  # geometry to declare on the export route
-
-
-HEALTHGPT_REPO = AuthorRepo(
-    model="HealthGPT-L14",
-    adapter="medvision_healthgpt",
-    url="https://github.com/DCDmllm/HealthGPT",
-    commit="c044a13",
-    env_var="MEDVISION_HEALTHGPT_DIR",
-    official_env_var="HEALTHGPT_DIR",
-    markers=("llava/conversation.py", "llava/mm_utils.py", "llava/model/language_model/llava_phi3.py", "llava/peft"),
-    layouts=("", "HealthGPT"),
-    environment="transformers 4.37.0 per its requirements.txt",
-    geometry="clip336_pad",
-)
-MEDDR_REPO = AuthorRepo(
-    model="MedDr",
-    adapter="medvision_meddr",
-    url="https://github.com/sunanhe/MedDr",
-    commit="48d7cd7",
-    env_var="MEDVISION_MEDDR_DIR",
-    official_env_var="MedDr_DIR",
-    markers=("src/model/internvl_chat", "src/utils/conversation.py"),
-    layouts=("",),
-    environment="transformers 4.37.2, Python 3.9, OpenGVLab/InternVL @ 2410d1d requirements",
-    geometry="fixed(448)",
-)
-HUATUO_REPO = AuthorRepo(
-    model="HuatuoGPT-Vision",
-    adapter="medvision_huatuogpt_vision",
-    url="https://github.com/FreedomIntelligence/HuatuoGPT-Vision",
-    commit="e1a52dc",
-    env_var="MEDVISION_HUATUO_DIR",
-    official_env_var="HuatuoGPTVision_DIR",
-    markers=("cli.py", "llava"),
-    layouts=("",),
-    environment="transformers 4.40.0",
-    geometry="clip336_pad",
-)
+# The repository rows live in the model profiles (profiles.py); these names are kept for callers.
+AuthorRepo = ThirdPartyRepo
+HEALTHGPT_PROFILE = PROFILES["medvision_healthgpt"]
+MEDDR_PROFILE = PROFILES["medvision_meddr"]
+HUATUO_PROFILE = PROFILES["medvision_huatuogpt_vision"]
+HEALTHGPT_REPO = HEALTHGPT_PROFILE.third_party
+MEDDR_REPO = MEDDR_PROFILE.third_party
+HUATUO_REPO = HUATUO_PROFILE.third_party
 HEALTHGPT_HLORA_ENV = ("MEDVISION_HEALTHGPT_HLORA", "HEALTHGPT-L14-HLORA-WEIGHTS-FILE")
 HEALTHGPT_HLORA_SOURCE = "com_hlora_weights_phi4.bin from https://huggingface.co/lintw/HealthGPT-L14"
 
@@ -432,12 +388,26 @@ def huatuo_query(prompt: str) -> str:
 class AuthorRepoModel(MedVisionModel):
     """Shared flow: validate, resolve checkout/device/dtype, load (subclass), register, then one call per sample."""
 
-    repo: AuthorRepo
+    profile: ModelProfile
+    repo: ThirdPartyRepo
     default_pretrained = ""
     default_dtype = "float16"
     generation_defaults: dict[str, Any] = {}
     geometry = "clip336_pad"
     common_extra_args: tuple[str, ...] = ("repo_dir", "dtype", "seed")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass that names its `profile` takes the adapter name, repository, default checkpoint, dtype,
+        generation defaults and declared geometry from it."""
+        super().__init_subclass__(**kwargs)
+        profile = cls.__dict__.get("profile")
+        if profile is not None:
+            cls.adapter_name = profile.name
+            cls.repo = profile.third_party
+            cls.default_pretrained = profile.default_pretrained
+            cls.default_dtype = profile.dtype
+            cls.generation_defaults = dict(profile.generation)
+            cls.geometry = profile.third_party.geometry
 
     def __init__(
         self,
@@ -563,12 +533,7 @@ def number_arg(name: str, value: Any, kind: type) -> Any:
 class HealthGPTAdapter(AuthorRepoModel):
     """`--model medvision_healthgpt`: HealthGPT-L14 (phi-4 + CLIP-336 + H-LoRA), greedy, 1024 new tokens."""
 
-    adapter_name = "medvision_healthgpt"
-    repo = HEALTHGPT_REPO
-    default_pretrained = "microsoft/phi-4"
-    default_dtype = "float16"
-    generation_defaults = {"do_sample": False, "num_beams": 1, "max_new_tokens": 1024}
-    geometry = "clip336_pad"
+    profile = HEALTHGPT_PROFILE
     extra_args = AuthorRepoModel.common_extra_args + (
         "hlora_path",
         "vit_path",
@@ -720,12 +685,7 @@ class MedDrAdapter(AuthorRepoModel):
     template and calls `model.generate` with inputs on the configured device.
     """
 
-    adapter_name = "medvision_meddr"
-    repo = MEDDR_REPO
-    default_pretrained = "Sunanhe/MedDr_0401"
-    default_dtype = "float16"
-    generation_defaults = {"do_sample": False, "num_beams": 1, "max_new_tokens": 512}
-    geometry = "fixed(448)"
+    profile = MEDDR_PROFILE
     extra_args = AuthorRepoModel.common_extra_args + ("attn_implementation", "device_map")
 
     def __init__(self, attn_implementation: str | None = None, device_map: str | None = None, **kwargs: Any) -> None:
@@ -817,18 +777,7 @@ class HuatuoGPTVisionAdapter(AuthorRepoModel):
     Torch is seeded per request from SHA-256 of `seed|mv_config|mv_row`, so runs repeat.
     """
 
-    adapter_name = "medvision_huatuogpt_vision"
-    repo = HUATUO_REPO
-    default_pretrained = "FreedomIntelligence/HuatuoGPT-Vision-34B"
-    default_dtype = "bfloat16"
-    generation_defaults = {
-        "do_sample": True,
-        "temperature": 0.2,
-        "repetition_penalty": 1.2,
-        "max_new_tokens": 512,
-        "min_new_tokens": 1,
-    }
-    geometry = "clip336_pad"
+    profile = HUATUO_PROFILE
     extra_args = AuthorRepoModel.common_extra_args
 
     def load(self) -> None:
