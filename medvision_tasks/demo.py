@@ -65,6 +65,7 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
+from medvision_metrics.scoring import MULTICLUSTER_FILE
 from scipy import ndimage
 
 from .notices import warn
@@ -726,7 +727,7 @@ def _write_kits23(root: Path, rng: np.random.Generator) -> dict[str, Any]:
                 }
             )
     text = json.dumps(multi_cluster_file, indent=2) + "\n"
-    write_bytes(folder / "multi_cluster_samples_v1.0.0_to_v1.1.0.json", text.encode("utf-8"))
+    write_bytes(folder / MULTICLUSTER_FILE, text.encode("utf-8"))
     return {
         "configs": {det_cfg: det, tl_cfg: _split_counts(tl_test["v1.0.0"], tl_train["v1.0.0"])},
         "configs_unfiltered": {
