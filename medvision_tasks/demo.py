@@ -135,11 +135,12 @@ def generate_phantom(out_dir: str | Path, seed: int = 0) -> Path:
 
 def demo_root_path() -> Path:
     """Where the demo root lives: ``$MEDVISION_DEMO_DIR``, else ``$MEDVISION_CACHE_DIR/demo/<version>``."""
-    demo_dir = os.environ.get("MEDVISION_DEMO_DIR")
+    from .settings import cache_dir, read_env
+
+    demo_dir = read_env("demo_dir")
     if demo_dir:
         return Path(demo_dir).expanduser()
-    cache_dir = os.environ.get("MEDVISION_CACHE_DIR") or DEFAULT_CACHE_DIR
-    return Path(cache_dir).expanduser() / "demo" / DEMO_VERSION
+    return cache_dir() / "demo" / DEMO_VERSION
 
 
 def ensure_demo_root() -> Path:

@@ -16,12 +16,13 @@ Geometry strings have the form ``rule[:k=v,...]`` (e.g. ``qwen_smart_resize:max_
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from medvision_metrics.options import bool_word, closest_match
 
 from medvision_tasks.errors import SettingsError
 
@@ -113,8 +114,8 @@ def _json_safe(value: Any) -> Any:
 
 
 def _closest(word: str, candidates: Sequence[str]) -> str:
-    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.0)
-    return f"; did you mean {matches[0]!r}?" if matches else "."
+    match = closest_match(word, candidates, cutoff=0.0)
+    return f"; did you mean {match!r}?" if match else "."
 
 
 def _names(candidates: Sequence[str]) -> str:
@@ -194,12 +195,9 @@ def parse_geometry(text: str) -> GeometrySpec:
 
 
 def _coerce_bool(context: str, key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no"):
-        return value.strip().lower() in ("true", "yes")
+    switch = bool_word(value)
+    if switch is not None:
+        return switch
     raise SettingsError(f"{context}: {key} must be true or false, got {value!r}.")
 
 

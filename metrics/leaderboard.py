@@ -37,6 +37,7 @@ from .labels import (
     region_key,
     tl_label_key,
 )
+from .options import bool_word
 from .parse import PARSE_MODES
 from .reduce import aggregate_detection, aggregate_measure
 from .reference import PAPER_HEADLINE_COUNTS, model_key_for, paper_rows
@@ -295,9 +296,8 @@ def _where(record: Mapping[str, Any], index: int) -> str:
 
 
 def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
+    """A recorded switch: true only for a true word (anything else counts as off, as recorded before)."""
+    return bool_word(value) is True if isinstance(value, str) else bool(value)
 
 
 def _recorded_setting(record: Mapping[str, Any], name: str, where: str, flag: str) -> Any:

@@ -8,11 +8,11 @@ other sample, successes or not. Values are fractions, not percentages. NaN is re
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .options import did_you_mean
 from .scores import is_nan
 
 NAN = float("nan")
@@ -182,7 +182,6 @@ def reduce_metric(name: str, entries: Iterable[Mapping[str, Any]]) -> float:
     """
     reducer = _METRIC_REDUCERS.get(name)
     if reducer is None:
-        close = difflib.get_close_matches(str(name), METRIC_NAMES, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, METRIC_NAMES)
         raise ValueError(f"unknown metric {name!r}; valid metrics: {', '.join(METRIC_NAMES)}.{hint}")
     return float(reducer(_included(entries)))

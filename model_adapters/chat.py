@@ -40,15 +40,15 @@ record) and the run goes on. An output that hits `max_new_tokens` is logged and 
 
 from __future__ import annotations
 
-import difflib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from loguru import logger
+from medvision_metrics.options import bool_word, did_you_mean
 
+from medvision_tasks import settings as mv_settings
 from medvision_tasks.errors import SettingsError
 from medvision_tasks.geometry import parse_geometry
 from medvision_tasks.hooks import note_generation
@@ -96,8 +96,6 @@ BACKEND_CLASSES: dict[str, str] = {
 SAMPLING_KEYS: tuple[str, ...] = GENERATION_KEYS + ("until", "seed")
 _INT_KEYS = ("max_new_tokens", "num_beams", "min_new_tokens", "seed")
 _FLOAT_KEYS = ("temperature", "top_p", "repetition_penalty")
-_TRUE_WORDS = ("1", "true", "yes", "on")
-_FALSE_WORDS = ("0", "false", "no", "off")
 # Requests per vllm/openai backend call (one LLM.chat call schedules them all; ~0.75 MB per 512² image).
 REMOTE_CHUNK = 512
 
@@ -105,14 +103,10 @@ REMOTE_CHUNK = 512
 # ------------------------------------------------------------------------------------------ validation
 def to_bool(where: str, value: Any) -> bool:
     """A model-arg or gen-kwarg switch: bool, 0/1, or true/false text."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE_WORDS:
-        return True
-    if text in _FALSE_WORDS:
-        return False
-    raise AdapterConfigError(f"{where}={value!r} is not a boolean; use true or false.")
+    switch = bool_word(value)
+    if switch is None:
+        raise AdapterConfigError(f"{where}={value!r} is not a boolean; use true or false.")
+    return switch
 
 
 def to_positive_int(where: str, value: Any) -> int:
@@ -146,8 +140,7 @@ def resolve_backend(profile: ModelProfile, backend: Any) -> str:
             f"--model {profile.name}: backend={name} is not available for this model; "
             f"choose one of: {', '.join(profile.backends)}."
         )
-    close = difflib.get_close_matches(name, list(profile.backends), n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(name, profile.backends)
     raise AdapterConfigError(
         f"--model {profile.name}: unknown backend {name!r}.{hint} Choose one of: {', '.join(profile.backends)}."
     )
@@ -348,7 +341,7 @@ class MedVisionChatModel(MedVisionModel):
 
     def _setup_data_parallel(self, backend: str) -> int:
         """Rank and world size from the Accelerator under `accelerate launch` (hf); returns the local index."""
-        if backend != "hf" or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        if backend != "hf" or mv_settings.launch_ranks()[0] <= 1:
             return 0
         from accelerate import Accelerator
 

@@ -426,10 +426,9 @@ def get_profile(name: str) -> ModelProfile:
     """The profile of a `--model` name; AdapterConfigError with the closest name otherwise."""
     if name in PROFILES:
         return PROFILES[name]
-    import difflib
+    from medvision_metrics.options import did_you_mean
 
-    close = difflib.get_close_matches(name, list(PROFILES), n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(name, PROFILES)
     raise AdapterConfigError(f"no model profile {name!r}.{hint} Known: {', '.join(sorted(PROFILES))}.")
 
 

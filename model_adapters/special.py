@@ -29,11 +29,11 @@ from types import ModuleType
 from typing import Any
 
 from loguru import logger
+from medvision_metrics.options import did_you_mean
 from PIL import Image
 
 from medvision_tasks import settings as mv_settings
 from medvision_tasks.hooks import note_generation
-from medvision_tasks.notices import warn
 
 from .base import MedVisionModel
 from .errors import AdapterConfigError
@@ -93,15 +93,6 @@ HEALTHGPT_HLORA_ENV = ("MEDVISION_HEALTHGPT_HLORA", "HEALTHGPT-L14-HLORA-WEIGHTS
 HEALTHGPT_HLORA_SOURCE = "com_hlora_weights_phi4.bin from https://huggingface.co/lintw/HealthGPT-L14"
 
 
-def read_env_pair(ours: str, official: str) -> str | None:
-    """Value of a variable given in two spellings; the MEDVISION_ one wins, with a warning when they differ."""
-    value = os.environ.get(ours) or None
-    other = os.environ.get(official) or None
-    if value is not None and other is not None and value != other:
-        warn(f"{ours}={value!r} and {official}={other!r} differ; using {ours}.", stacklevel=2)
-    return value if value is not None else other
-
-
 def export_route(repo: AuthorRepo) -> str:
     """The supported route when the authors' environment cannot share a process with lmms-eval (§7.6)."""
     return (
@@ -126,11 +117,11 @@ def missing_checkout_message(repo: AuthorRepo, problem: str) -> str:
 
 def resolve_repo_dir(repo: AuthorRepo, repo_dir: str | os.PathLike[str] | None) -> Path:
     """The checkout root from `repo_dir=` or the environment; AdapterConfigError when missing or incomplete."""
-    value = str(repo_dir) if repo_dir else read_env_pair(repo.env_var, repo.official_env_var)
+    value = str(repo_dir) if repo_dir else mv_settings.read_env_pair(repo.env_var, repo.official_env_var)
     if repo_dir:
         source = "repo_dir="
     else:
-        source = f"{repo.env_var}=" if os.environ.get(repo.env_var) else f"{repo.official_env_var}="
+        source = f"{repo.env_var}=" if mv_settings.env_value(repo.env_var) else f"{repo.official_env_var}="
     if not value:
         raise AdapterConfigError(
             missing_checkout_message(repo, f"no checkout given (neither repo_dir= nor {repo.env_var} is set)")
@@ -197,21 +188,20 @@ def resolve_device(device: str | None) -> str:
         raise AdapterConfigError(f"device={name} but no CUDA device is visible; pass device=cpu or leave it unset.")
     if name is None:
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # one model per process
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    world_size, local_rank = mv_settings.launch_ranks()
+    if name.startswith("cuda") and world_size > 1:  # one model per process
+        return f"cuda:{local_rank}"
     return name
 
 
 def resolve_dtype(name: str) -> tuple[str, Any]:
     """(canonical name, torch dtype) of `name` (float16/fp16/half, bfloat16/bf16, float32/fp32)."""
-    import difflib
 
     import torch
 
     key = str(name).strip().lower().removeprefix("torch.")
     if key not in DTYPE_NAMES:
-        close = difflib.get_close_matches(key, list(DTYPE_NAMES), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(key, DTYPE_NAMES)
         raise AdapterConfigError(f"dtype={name!r} is not supported.{hint} Use float16, bfloat16 or float32.")
     canonical = DTYPE_NAMES[key]
     return canonical, getattr(torch, canonical)
@@ -574,7 +564,7 @@ class HealthGPTAdapter(AuthorRepoModel):
 
     @staticmethod
     def _find_hlora(hlora_path: str | None) -> Path:
-        value = hlora_path or read_env_pair(*HEALTHGPT_HLORA_ENV)
+        value = hlora_path or mv_settings.read_env_pair(*HEALTHGPT_HLORA_ENV)
         if not value:
             raise AdapterConfigError(
                 f"--model medvision_healthgpt needs the H-LoRA weights {HEALTHGPT_HLORA_SOURCE}; pass "
@@ -606,10 +596,7 @@ class HealthGPTAdapter(AuthorRepoModel):
         )
         templates = conversation.conv_templates
         if self.conv_template not in templates:
-            import difflib
-
-            close = difflib.get_close_matches(self.conv_template, list(templates), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(self.conv_template, templates)
             raise AdapterConfigError(
                 f"conv_template={self.conv_template!r} is not in the repository's templates.{hint}"
             )
