@@ -164,7 +164,8 @@ def prompt_and_geometry(
     doc: dict[str, Any], lmms_eval_specific_kwargs: dict[str, Any] | None = None
 ) -> tuple[str, dict[str, Any] | None]:
     """Prompt text and the geometry record (None for detection) of one row."""
-    from .stock_geometry import StockGeometryUnavailable, perceive_chain
+    from .geometry import perceive_chain
+    from .stock_geometry import StockGeometryUnavailable
 
     settings = settings_for(doc)
     family = doc["mv_family"]
