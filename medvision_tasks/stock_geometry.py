@@ -17,8 +17,8 @@ user's `max_pixels=...` (or `max_num=...`, a checkpoint's grid, ...) changes the
   cache, never the network) and `mm_processor_kwargs`, per architecture;
 * `openai`: nothing can be read (the server's processor is invisible), so the user must declare it.
 
-Geometry strings may chain stages with `>` (`geometry.perceive_chain`, applied left to right), e.g. the chat Qwen2.5-VL route resizes
-with qwen-vl-utils' defaults first and then with the processor's limits:
+Geometry strings may chain stages with `>` (`geometry.perceive_chain`, applied left to right), e.g. the chat
+Qwen2.5-VL route resizes with qwen-vl-utils' defaults first and then with the processor's limits:
 `qwen_smart_resize:min_pixels=3136,max_pixels=12845056 > qwen_smart_resize:min_pixels=200704,max_pixels=1605632`.
 Only the last stage may pad; the stated spacing uses the last stage's content against the slice given to
 the first.
