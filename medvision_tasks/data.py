@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from medvision_metrics.scoring import MULTICLUSTER_FILE
 
 from .errors import PlanError, SettingsError
 from .notices import warn
@@ -32,7 +33,6 @@ PROFILE_KEY_BY_DIM = {0: "slice_profiles_x", 1: "slice_profiles_y", 2: "slice_pr
 PLANE_LETTER_BY_DIM = {0: "x", 1: "y", 2: "z"}
 METRIC_TOKENS = ("Distance", "Angle")
 MIN_BOX_DIMENSION_PX = 10
-MULTI_CLUSTER_FILE = "multi_cluster_samples_v1.0.0_to_v1.1.0.json"
 TL_MAJOR_KEY, TL_MINOR_KEY = "L-1-2", "L-3-4"
 _PLAN_RE = re.compile(r"^benchmark_plan_(?P<kind>[a-z]+)_v(?P<version>\d+(?:\.\d+)*)\.json\.gz$")
 
@@ -344,7 +344,7 @@ def _ad_names(task: dict[str, Any], metric: dict[str, Any], where: str) -> dict[
 
 
 def _load_multicluster_keys(ds_dir: Path) -> set[tuple[str, int, int, int]] | None:
-    path = ds_dir / MULTI_CLUSTER_FILE
+    path = ds_dir / MULTICLUSTER_FILE
     if not path.is_file():
         return None
     try:
@@ -490,7 +490,7 @@ def plan_inputs(root: Path, cfg: ConfigName, planner_version: str) -> PlanInputs
             seg_path = find_plan(ds_dir, "segmentation", planner_version)[0]
         except PlanError:
             seg_path = None
-    mc = ds_dir / MULTI_CLUSTER_FILE
+    mc = ds_dir / MULTICLUSTER_FILE
     return PlanInputs(ds_dir, plan_path, version, seg_path, mc if cfg.family == "tl" and mc.is_file() else None)
 
 

@@ -65,6 +65,7 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
+from medvision_metrics.scoring import MULTICLUSTER_FILE
 from scipy import ndimage
 
 from .notices import warn
@@ -134,11 +135,12 @@ def generate_phantom(out_dir: str | Path, seed: int = 0) -> Path:
 
 def demo_root_path() -> Path:
     """Where the demo root lives: ``$MEDVISION_DEMO_DIR``, else ``$MEDVISION_CACHE_DIR/demo/<version>``."""
-    demo_dir = os.environ.get("MEDVISION_DEMO_DIR")
+    from .settings import cache_dir, read_env
+
+    demo_dir = read_env("demo_dir")
     if demo_dir:
         return Path(demo_dir).expanduser()
-    cache_dir = os.environ.get("MEDVISION_CACHE_DIR") or DEFAULT_CACHE_DIR
-    return Path(cache_dir).expanduser() / "demo" / DEMO_VERSION
+    return cache_dir() / "demo" / DEMO_VERSION
 
 
 def ensure_demo_root() -> Path:
@@ -544,16 +546,42 @@ def _kits23_image(rng: np.random.Generator, mask: np.ndarray, constant_slices: d
     return vol
 
 
-def _write_kits23(root: Path, rng: np.random.Generator) -> dict[str, Any]:
-    dataset = "KiTS23"
-    folder = root / "Datasets" / dataset
-    test_cases = [_kits23_case(rng, "case_00000", planted=True), _kits23_case(rng, "case_00001", False)]
-    train_cases = [_kits23_case(rng, "case_00002", planted=False)]
-    common = {"image_modality": "CT", "image_description": "abdominal CT scan"}
+_KITS_COMMON = {"image_modality": "CT", "image_description": "abdominal CT scan"}
+_KITS_TL_EXTRA: dict[str, Any] = {
+    "target_label": _TL_TARGET_LABEL,
+    "cluster_size_threshold": CLUSTER_SIZE_THRESHOLD_PX,
+    "landmarks_map": {
+        "P1": "major axis end point 1",
+        "P2": "major axis end point 2",
+        "P3": "minor axis end point 1",
+        "P4": "minor axis end point 2",
+    },
+    "lines_map": {
+        "L-1-2": {"name": "major axis", "element_map_name": "landmarks_map", "element_keys": ["P1", "P2"]},
+        "L-3-4": {"name": "minor axis", "element_map_name": "landmarks_map", "element_keys": ["P3", "P4"]},
+    },
+    "angles_map": {},
+    "biometrics_map": [
+        {"metric_type": "distance", "metric_map_name": "lines_map", "metric_key": key, "slice_dim": 2}
+        for key in ("L-1-2", "L-3-4")
+    ],
+}
+_KITS_DROP_REASONS = {
+    "two_components": "label has 2 components on the slice (2 boxes)",
+    "small_box": "single box smaller than 10 px in one dimension",
+    "two_ellipses": "tumour has 2 components on the slice (2 boxes)",
+    "multi_cluster": "tumour has a second, 5-pixel component on the slice (2 boxes)",
+}
+
+
+def _write_kits23_cases(
+    folder: Path, rng: np.random.Generator, cases_by_split: dict[str, list[_LabelledCase]]
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Write each case's image, mask and landmark files; return the plan case records per kind and split."""
     records: dict[str, dict[str, list[dict[str, Any]]]] = {
         kind: {"test": [], "train": []} for kind in ("detection", "segmentation", "tl_1.0.0", "tl_1.1.0")
     }
-    for split, cases in (("test", test_cases), ("train", train_cases)):
+    for split, cases in cases_by_split.items():
         for case in cases:
             mask = _paint_mask(_KITS_SHAPE, case)
             image_rel = f"Images/{case.case_id}.nii.gz"
@@ -586,45 +614,23 @@ def _write_kits23(root: Path, rng: np.random.Generator) -> dict[str, Any]:
                         "slice_profiles_z": entries,
                     }
                 )
+    return records
+
+
+def _write_kits23_plans(folder: Path, dataset: str, records: dict[str, dict[str, list[dict[str, Any]]]]) -> None:
+    """The detection and segmentation plans (v1.0.0) and the biometry plan at v1.0.0 and the later version."""
 
     def task(kind: str, task_type: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
             "task_ID": "01",
             "task_type": task_type,
-            **common,
+            **_KITS_COMMON,
             "labels_map": dict(_KITS_LABELS),
             **(extra or {}),
             "train_cases": records[kind]["train"],
             "test_cases": records[kind]["test"],
         }
 
-    tl_extra = {
-        "target_label": _TL_TARGET_LABEL,
-        "cluster_size_threshold": CLUSTER_SIZE_THRESHOLD_PX,
-        "landmarks_map": {
-            "P1": "major axis end point 1",
-            "P2": "major axis end point 2",
-            "P3": "minor axis end point 1",
-            "P4": "minor axis end point 2",
-        },
-        "lines_map": {
-            "L-1-2": {
-                "name": "major axis",
-                "element_map_name": "landmarks_map",
-                "element_keys": ["P1", "P2"],
-            },
-            "L-3-4": {
-                "name": "minor axis",
-                "element_map_name": "landmarks_map",
-                "element_keys": ["P3", "P4"],
-            },
-        },
-        "angles_map": {},
-        "biometrics_map": [
-            {"metric_type": "distance", "metric_map_name": "lines_map", "metric_key": key, "slice_dim": 2}
-            for key in ("L-1-2", "L-3-4")
-        ],
-    }
     write_json_gz(
         folder / _plan_name("detection", PLAN_VERSION),
         _plan(dataset, "detection", PLAN_VERSION, [task("detection", "Box-Size")]),
@@ -634,8 +640,75 @@ def _write_kits23(root: Path, rng: np.random.Generator) -> dict[str, Any]:
         _plan(dataset, "segmentation", PLAN_VERSION, [task("segmentation", "Mask-Size")]),
     )
     for version in (PLAN_VERSION, TL_LATER_VERSION):
-        plan = _plan(dataset, "biometry", version, [task(f"tl_{version}", "Tumor-Lesion-Size", tl_extra)])
+        plan = _plan(dataset, "biometry", version, [task(f"tl_{version}", "Tumor-Lesion-Size", _KITS_TL_EXTRA)])
         write_json_gz(folder / _plan_name("biometry", version), plan)
+
+
+def _kits23_planted_case(
+    case: _LabelledCase, dataset: str, det_cfg: str, tl_cfg: str, planted: dict[str, list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """Add one test case's planted rows to `planted`; return its entries of the multi-cluster file."""
+    image_rel = f"Images/{case.case_id}.nii.gz"
+    multi_cluster_file = []
+    for plant in case.plants:
+        row = {"case_ID": case.case_id, "slice_dim": 2, "slice_idx": plant["slice_idx"], "label": plant["label"]}
+        planted["dropped_rows"].append({"config": det_cfg, **row, "reason": _KITS_DROP_REASONS[plant["what"]]})
+        if plant["what"] == "two_ellipses":
+            planted["dropped_rows"].append(
+                {"config": tl_cfg, **row, "reason": "2 fitted ellipses (len(biometric_profile) > 1)"}
+            )
+            planted["dropped_rows_latest"].append(
+                {"config": tl_cfg, **row, "reason": "n_total_clusters == 2 in the v1.1.0 plan"}
+            )
+        if plant["what"] == "multi_cluster":
+            planted["dropped_rows_latest"].append(
+                {"config": tl_cfg, **row, "reason": "n_total_clusters == 2 in the v1.1.0 plan"}
+            )
+            planted["multi_cluster"].append(
+                {
+                    "config": tl_cfg,
+                    "case_ID": case.case_id,
+                    "image_file": image_rel,
+                    "slice_dim": 2,
+                    "slice_idx": plant["slice_idx"],
+                    "task_ID": "01",
+                    "n_total_clusters": 2,
+                    "kept_at": PLAN_VERSION,
+                }
+            )
+            multi_cluster_file.append(
+                {"image_file": image_rel, "slice_dim": "z", "slice_idx": plant["slice_idx"], "task_ID": "01"}
+            )
+    for z, value in case.constant_slices.items():
+        kept = [
+            {"config": det_cfg, "label": label}
+            for label, shapes in sorted(case.slices[z].items())
+            if _detection_row_kept(shapes)
+        ]
+        if _TL_TARGET_LABEL in case.slices[z]:
+            kept.append({"config": tl_cfg, "label": _TL_TARGET_LABEL})
+        planted["constant_slices"].append(
+            {
+                "dataset": dataset,
+                "case_ID": case.case_id,
+                "image_file": image_rel,
+                "slice_dim": 2,
+                "slice_idx": z,
+                "value": value,
+                "kept_rows": kept,
+            }
+        )
+    return multi_cluster_file
+
+
+def _write_kits23(root: Path, rng: np.random.Generator) -> dict[str, Any]:
+    """KiTS23: CT detection and T/L with every planted filter case; returns its part of the manifest."""
+    dataset = "KiTS23"
+    folder = root / "Datasets" / dataset
+    test_cases = [_kits23_case(rng, "case_00000", planted=True), _kits23_case(rng, "case_00001", False)]
+    train_cases = [_kits23_case(rng, "case_00002", planted=False)]
+    records = _write_kits23_cases(folder, rng, {"test": test_cases, "train": train_cases})
+    _write_kits23_plans(folder, dataset, records)
 
     # Expected counts and planted cases, from the drawn shapes.
     det_cfg = _config(dataset, "BoxSize", 2, "Test")
@@ -650,83 +723,14 @@ def _write_kits23(root: Path, rng: np.random.Generator) -> dict[str, Any]:
         "constant_slices": [],
         "multi_cluster": [],
         "version_ceiling": [
-            {
-                "dataset": dataset,
-                "kind": "biometry",
-                "versions": [PLAN_VERSION, TL_LATER_VERSION],
-                "config": tl_cfg,
-            }
+            {"dataset": dataset, "kind": "biometry", "versions": [PLAN_VERSION, TL_LATER_VERSION], "config": tl_cfg}
         ],
-    }
-    reasons = {
-        "two_components": "label has 2 components on the slice (2 boxes)",
-        "small_box": "single box smaller than 10 px in one dimension",
-        "two_ellipses": "tumour has 2 components on the slice (2 boxes)",
-        "multi_cluster": "tumour has a second, 5-pixel component on the slice (2 boxes)",
     }
     multi_cluster_file = []
     for case in test_cases:
-        image_rel = f"Images/{case.case_id}.nii.gz"
-        for plant in case.plants:
-            row = {
-                "case_ID": case.case_id,
-                "slice_dim": 2,
-                "slice_idx": plant["slice_idx"],
-                "label": plant["label"],
-            }
-            planted["dropped_rows"].append({"config": det_cfg, **row, "reason": reasons[plant["what"]]})
-            if plant["what"] == "two_ellipses":
-                planted["dropped_rows"].append(
-                    {"config": tl_cfg, **row, "reason": "2 fitted ellipses (len(biometric_profile) > 1)"}
-                )
-                planted["dropped_rows_latest"].append(
-                    {"config": tl_cfg, **row, "reason": "n_total_clusters == 2 in the v1.1.0 plan"}
-                )
-            if plant["what"] == "multi_cluster":
-                planted["dropped_rows_latest"].append(
-                    {"config": tl_cfg, **row, "reason": "n_total_clusters == 2 in the v1.1.0 plan"}
-                )
-                planted["multi_cluster"].append(
-                    {
-                        "config": tl_cfg,
-                        "case_ID": case.case_id,
-                        "image_file": image_rel,
-                        "slice_dim": 2,
-                        "slice_idx": plant["slice_idx"],
-                        "task_ID": "01",
-                        "n_total_clusters": 2,
-                        "kept_at": PLAN_VERSION,
-                    }
-                )
-                multi_cluster_file.append(
-                    {
-                        "image_file": image_rel,
-                        "slice_dim": "z",
-                        "slice_idx": plant["slice_idx"],
-                        "task_ID": "01",
-                    }
-                )
-        for z, value in case.constant_slices.items():
-            kept = [
-                {"config": det_cfg, "label": label}
-                for label, shapes in sorted(case.slices[z].items())
-                if _detection_row_kept(shapes)
-            ]
-            if _TL_TARGET_LABEL in case.slices[z]:
-                kept.append({"config": tl_cfg, "label": _TL_TARGET_LABEL})
-            planted["constant_slices"].append(
-                {
-                    "dataset": dataset,
-                    "case_ID": case.case_id,
-                    "image_file": image_rel,
-                    "slice_dim": 2,
-                    "slice_idx": z,
-                    "value": value,
-                    "kept_rows": kept,
-                }
-            )
+        multi_cluster_file += _kits23_planted_case(case, dataset, det_cfg, tl_cfg, planted)
     text = json.dumps(multi_cluster_file, indent=2) + "\n"
-    write_bytes(folder / "multi_cluster_samples_v1.0.0_to_v1.1.0.json", text.encode("utf-8"))
+    write_bytes(folder / MULTICLUSTER_FILE, text.encode("utf-8"))
     return {
         "configs": {det_cfg: det, tl_cfg: _split_counts(tl_test["v1.0.0"], tl_train["v1.0.0"])},
         "configs_unfiltered": {

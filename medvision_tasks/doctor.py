@@ -10,13 +10,14 @@ Arrow comparison differs, else 0. A scan progress bar goes to stderr; the report
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+
+from medvision_metrics.options import closest_match
 
 from .catalogue import Subtask, build_subtasks, groups, read_catalogue
 from .data import (
@@ -99,8 +100,8 @@ def expand_tasks(names: list[str]) -> tuple[list[Subtask], list[str]]:
         elif name in members:
             stack.extend(reversed(members[name]))
         else:
-            close = difflib.get_close_matches(name, [*by_name, *members], n=1)
-            unknown.append(f"{name}" + (f" (did you mean {close[0]}?)" if close else ""))
+            close = closest_match(name, [*by_name, *members])
+            unknown.append(f"{name}" + (f" (did you mean {close}?)" if close else ""))
     return list(found.values()), unknown
 
 

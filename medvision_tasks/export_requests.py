@@ -15,15 +15,13 @@ MEDVISION_GEOMETRY), so that the external model's processor and the prompt agree
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from medvision_metrics.options import closest_match
 
 REQUESTS_FILE = "requests.jsonl"
 IMAGES_DIR = "images"
@@ -80,8 +78,8 @@ def resolve_subtasks(names: list[str]) -> list[Any]:
     known = [s.name for s in subtasks] + list(groups(subtasks))
     for name in names:
         if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            close = closest_match(name, known)
+            hint = f"; did you mean {close!r}?" if close else ""
             raise ExportRequestsError(
                 f"--tasks {name!r} is not a MedVision subtask or group{hint} (`medvision-eval list`)"
             )
@@ -103,20 +101,13 @@ def stub_for(subtask: Any) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def declared_geometry(rule: str) -> Iterator[None]:
-    """Set MEDVISION_GEOMETRY to `rule` for the export (the explicit argument wins), then restore it."""
-    previous = os.environ.get(GEOMETRY_ENV)
+def warn_if_overridden(rule: str) -> None:
+    """The explicit --geometry wins over MEDVISION_GEOMETRY; say so when they differ."""
+    from .settings import read_env
+
+    previous = read_env("geometry")
     if previous is not None and previous != rule:
         print(f"warning: {GEOMETRY_ENV}={previous!r} is overridden by --geometry {rule!r}.", file=sys.stderr)
-    os.environ[GEOMETRY_ENV] = rule
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(GEOMETRY_ENV, None)
-        else:
-            os.environ[GEOMETRY_ENV] = previous
 
 
 def image_rel_path(task: str, row: int) -> str:
@@ -130,6 +121,7 @@ def export_requests(tasks: list[str], geometry: str, out_dir: Path, limit: int |
     from .geometry import parse_geometry
     from .hooks import build_rows, prompt_and_geometry, render_image, settings_for
     from .preflight import preflight
+    from .settings import resolve_settings
 
     rule = geometry.strip()
     parse_geometry(rule)
@@ -150,9 +142,12 @@ def export_requests(tasks: list[str], geometry: str, out_dir: Path, limit: int |
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = ExportSummary(out_dir=out_dir)
     manifest_tasks: dict[str, Any] = {}
-    with declared_geometry(rule), open(out_dir / REQUESTS_FILE, "w", encoding="utf-8") as fh:
+    warn_if_overridden(rule)
+    with open(out_dir / REQUESTS_FILE, "w", encoding="utf-8") as fh:
         for s in subtasks:
-            rows = build_rows(stub_for(s))
+            stub = stub_for(s)
+            resolve_settings(s.name, stub["mv_variant"], overrides={"geometry": rule})  # the declared geometry
+            rows = build_rows(stub)
             rows = rows[:limit] if limit else rows
             settings = settings_for(rows[0])
             if settings.geometry != rule:

@@ -16,12 +16,13 @@ Geometry strings have the form ``rule[:k=v,...]`` (e.g. ``qwen_smart_resize:max_
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from medvision_metrics.options import bool_word, closest_match
 
 from medvision_tasks.errors import SettingsError
 
@@ -71,6 +72,8 @@ _RULE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 GEOMETRY_RULES: tuple[str, ...] = tuple(sorted(_RULE_DEFAULTS))
 # Rules that accept the short form ``rule(value)`` and the parameter that value sets.
+# Chained geometry strings apply their stages left to right: "rule:k=v > rule:k=v".
+STAGE_SEPARATOR = ">"
 _SHORT_FORM_PARAM = {"fixed": "size", "clip336_pad": "size"}
 _BOOL_PARAMS = frozenset({"use_thumbnail"})
 _SHORT_FORM_RE = re.compile(r"^([A-Za-z0-9_]+)\((.*)\)$")
@@ -113,8 +116,8 @@ def _json_safe(value: Any) -> Any:
 
 
 def _closest(word: str, candidates: Sequence[str]) -> str:
-    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.0)
-    return f"; did you mean {matches[0]!r}?" if matches else "."
+    match = closest_match(word, candidates, cutoff=0.0)
+    return f"; did you mean {match!r}?" if match else "."
 
 
 def _names(candidates: Sequence[str]) -> str:
@@ -194,12 +197,9 @@ def parse_geometry(text: str) -> GeometrySpec:
 
 
 def _coerce_bool(context: str, key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no"):
-        return value.strip().lower() in ("true", "yes")
+    switch = bool_word(value)
+    if switch is not None:
+        return switch
     raise SettingsError(f"{context}: {key} must be true or false, got {value!r}.")
 
 
@@ -507,6 +507,38 @@ def perceive(spec: GeometrySpec, height: int, width: int, fix: bool = False) -> 
 # ---------------------------------------------------------------------------------------------------
 # Spacing
 # ---------------------------------------------------------------------------------------------------
+
+
+def split_stages(text: str) -> list[str]:
+    """The stage strings of a (possibly chained) geometry string."""
+    stages = [part.strip() for part in text.split(STAGE_SEPARATOR)]
+    if any(not part for part in stages):
+        raise SettingsError(
+            f"geometry {text!r}: empty stage; chain stages as 'rule:k=v > rule:k=v' (applied left to right)."
+        )
+    return stages
+
+
+def perceive_chain(text: str, height: int, width: int, fix: bool = False) -> tuple[PerceivedGeometry, list[dict]]:
+    """Perceived geometry of a chained geometry string and the record of every stage (empty for one stage).
+
+    Each stage sees the previous stage's canvas; every stage but the last must not pad (canvas == content).
+    """
+    stages = split_stages(text)
+    records: list[dict] = []
+    h, w = height, width
+    perceived: PerceivedGeometry | None = None
+    for index, stage in enumerate(stages):
+        perceived = perceive(parse_geometry(stage), h, w, fix=fix)
+        if index < len(stages) - 1 and perceived.canvas_hw != perceived.content_hw:
+            raise SettingsError(
+                f"geometry {text!r}: stage {stage!r} pads ({perceived.content_hw} inside {perceived.canvas_hw}); "
+                "only the last stage of a chain may pad."
+            )
+        records.append(perceived.to_record())
+        h, w = perceived.canvas_hw
+    assert perceived is not None
+    return perceived, records if len(stages) > 1 else []
 
 
 def stated_pixel_size(

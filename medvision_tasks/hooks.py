@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from medvision_metrics.leaderboard import AD_NEAR_ZERO_GT_THRESHOLD, FAMILY_K
+from medvision_metrics.scoring import MULTICLUSTER_FILE, ScoringSwitches, json_safe, score_sample
 
 from . import __version__
 from .data import rows_for_subtask
@@ -86,7 +86,7 @@ def build_rows(stub: dict[str, Any]) -> list[dict[str, Any]]:
     if settings.tl_remove_multicluster and stub["mv_family"] == "tl" and rows[0].get("mv_multicluster_listed") is None:
         raise PlanError(
             f"MEDVISION_TL_REMOVE_MULTICLUSTER=1 but {root}/Datasets/{rows[0]['dataset_name']}/"
-            "multi_cluster_samples_v1.0.0_to_v1.1.0.json is missing; add it (dataset release >= 1.1.0) "
+            f"{MULTICLUSTER_FILE} is missing; add it (dataset release >= 1.1.0) "
             "or unset the switch."
         )
     for r in rows:
@@ -166,7 +166,8 @@ def prompt_and_geometry(
     doc: dict[str, Any], lmms_eval_specific_kwargs: dict[str, Any] | None = None
 ) -> tuple[str, dict[str, Any] | None]:
     """Prompt text and the geometry record (None for detection) of one row."""
-    from .stock_geometry import StockGeometryUnavailable, perceive_chain
+    from .geometry import perceive_chain
+    from .stock_geometry import StockGeometryUnavailable
 
     settings = settings_for(doc)
     family = doc["mv_family"]
@@ -226,46 +227,19 @@ def doc_to_target(doc: dict[str, Any]) -> list[float]:
     return scale_target(doc, [float(bio["metric_value"])])
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe copy: numpy scalars to Python, NaN/inf floats to None."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def score_response(doc: dict[str, Any], response: str, settings: Settings) -> dict[str, Any]:
-    """Parse and score one response: parsed values, success, per-sample metrics, exclusion."""
-    from medvision_metrics.parse import parse
-    from medvision_metrics.scores import score_ad, score_detection, score_tl
-
-    family = doc["mv_family"]
+    """Parse and score one response (`medvision_metrics.scoring.score_sample`, also the leaderboard's scorer):
+    target, parsed values, success, per-sample metrics, exclusion."""
+    switches = ScoringSwitches(
+        parse=settings.parse,
+        box_fix=settings.box_fix,
+        ad_drop_near_zero=settings.ad_drop_near_zero,
+        tl_remove_multicluster=settings.tl_remove_multicluster,
+    )
     target = doc_to_target(doc)
-    values, success = parse(response, FAMILY_K[family], settings.parse)
-    if family == "detection":
-        metrics = score_detection(values if success else None, target, box_fix=settings.box_fix)
-    elif family == "tl":
-        metrics = score_tl(values if success else None, target)
-    else:
-        metrics = score_ad(values if success else None, target)
-    excluded, reason = False, None
-    if family == "ad" and settings.ad_drop_near_zero and target[0] < AD_NEAR_ZERO_GT_THRESHOLD:
-        excluded, reason = True, "ad_drop_near_zero"
-    if family == "tl" and settings.tl_remove_multicluster and doc.get("mv_multicluster_listed"):
-        excluded, reason = True, "tl_remove_multicluster"
-    return {
-        "target": target,
-        "parsed": values,
-        "success": success,
-        "metrics": metrics,
-        "excluded": excluded,
-        "exclusion_reason": reason,
-    }
+    where = f"{doc['mv_config']} row {doc.get('mv_row')}"
+    scored = score_sample(doc["mv_family"], response, target, switches, doc.get("mv_multicluster_listed"), where)
+    return {"target": target, **scored}
 
 
 def _model_identity() -> dict[str, Any]:
@@ -338,7 +312,7 @@ def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
     if (spacing := spacing_record_fields(doc)) is not None:
         record["spacing"] = spacing
     out = metric_entries(family, scored["metrics"], scored["success"], scored["excluded"])
-    out["mv_record"] = _clean(record)
+    out["mv_record"] = json_safe(record)
     return out
 
 

@@ -7,11 +7,12 @@ CoT prompts also state the perceived canvas as ``Wc x Hc`` pixels. Both come fro
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from medvision_metrics.options import closest_match
 
 from medvision_tasks.errors import SettingsError
 
@@ -190,8 +191,8 @@ MEDVISION_V0_SYSTEM_PROMPT = (
 
 
 def _closest(word: str, candidates: Sequence[str]) -> str:
-    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.0)
-    return f"; did you mean {matches[0]!r}?" if matches else "."
+    match = closest_match(word, candidates, cutoff=0.0)
+    return f"; did you mean {match!r}?" if match else "."
 
 
 def _text_field(doc: Mapping[str, Any], field: str, allow_empty: bool) -> str:

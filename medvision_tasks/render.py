@@ -8,12 +8,10 @@ remaining axis of a slice is the image rows (H), the second the columns (W).
 from __future__ import annotations
 
 import gzip
-import json
 import threading
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -213,16 +211,11 @@ def window_uint8(img: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return ((clipped - lo) / (hi - lo) * 255).astype(np.uint8)
 
 
-@lru_cache(maxsize=1)
 def _regroup_map() -> dict[str, str]:
-    path = Path(__file__).resolve().parent.parent / "metrics" / "data" / "label_maps_v1.json"
-    try:
-        from importlib.resources import files
+    """Label -> parent class (the v1 `label_map_regroup`, read through `medvision_metrics.labels`)."""
+    from medvision_metrics.labels import load_label_maps
 
-        text = (files("medvision_metrics") / "data" / "label_maps_v1.json").read_text()
-    except (ModuleNotFoundError, FileNotFoundError):
-        text = path.read_text()
-    return json.loads(text)["label_map_regroup"]
+    return load_label_maps()["label_map_regroup"]
 
 
 def hu_window_for(modality: str, label_name: str | None, dataset: str, task_id: str) -> tuple[float, float] | None:

@@ -6,13 +6,14 @@ only module that reads MedVision environment variables.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from medvision_metrics.options import bool_word, did_you_mean
 
 from .errors import SettingsError
 from .notices import warn
@@ -49,39 +50,53 @@ ENV_NAMES: dict[str, tuple[str, str | None]] = {
     "plan_overrides": ("MEDVISION_PLAN_OVERRIDES", None),
     "row_cache": ("MEDVISION_ROW_CACHE", None),
     "skip_missing": ("MEDVISION_SKIP_MISSING", None),
+    "demo_dir": ("MEDVISION_DEMO_DIR", None),
+    "no_task_hook": ("MEDVISION_NO_TASK_HOOK", None),
 }
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off", "")
+
+
+def env_value(variable: str) -> str | None:
+    """One environment variable; a variable set to an empty string counts as unset. With `read_env_pair`,
+    the plugin's only reader of the environment (host launch variables included)."""
+    return os.environ.get(variable) or None
+
+
+def read_env_pair(ours: str, official: str | None) -> str | None:
+    """A value given in two spellings; the MEDVISION_ one wins, with a warning when both are set and differ."""
+    value = env_value(ours)
+    other = env_value(official) if official else None
+    if value is not None and other is not None and value != other:
+        warn(f"{ours}={value!r} and {official}={other!r} differ; using {ours}.", stacklevel=3)
+    return value if value is not None else other
 
 
 def read_env(name: str) -> str | None:
-    """Value of a setting's environment variable; the MEDVISION_ spelling wins over the official one."""
-    ours, official = ENV_NAMES[name]
-    value = os.environ.get(ours)
-    other = os.environ.get(official) if official else None
-    if value is not None and other is not None and value != other:
-        warn(f"{ours}={value!r} and {official}={other!r} differ; using {ours}.", stacklevel=2)
-    return value if value is not None else other
+    """Value of a setting's environment variable (`ENV_NAMES`); the MEDVISION_ spelling wins."""
+    return read_env_pair(*ENV_NAMES[name])
+
+
+def launch_ranks() -> tuple[int, int]:
+    """(world size, local rank) of a multi-process launch (`accelerate launch`/torchrun set WORLD_SIZE and
+    LOCAL_RANK); (1, 0) otherwise."""
+    return int(env_value("WORLD_SIZE") or 1), int(env_value("LOCAL_RANK") or 0)
 
 
 def parse_bool(name: str, text: str) -> bool:
     """Parse a 0/1/true/false switch value, naming the variable on error."""
-    low = text.strip().lower()
-    if low in _TRUE:
-        return True
-    if low in _FALSE:
-        return False
-    raise SettingsError(f"{name}={text!r}: expected one of 0, 1, true, false.")
+    value = False if not text.strip() else bool_word(text)  # an empty variable is off
+    if value is None:
+        raise SettingsError(f"{name}={text!r}: expected one of 0, 1, true, false.")
+    return value
 
 
 def look_up_option(name: str, value: str, options: tuple[str, ...]) -> str:
     """Return value when it is a valid option, else raise naming the closest valid spelling."""
     if value in options:
         return value
-    close = difflib.get_close_matches(value, options, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise SettingsError(f"{name}={value!r} is not valid; choose one of {', '.join(options)}.{hint}")
+    raise SettingsError(
+        f"{name}={value!r} is not valid; choose one of {', '.join(options)}.{did_you_mean(value, options)}"
+    )
 
 
 def cache_dir() -> Path:
@@ -197,8 +212,14 @@ def _env_overrides() -> dict[str, Any]:
     return out
 
 
-def resolve_settings(task: str, variant: dict[str, Any] | None = None) -> Settings:
-    """Resolve and freeze the settings of one subtask (env > adapter > task variant > global)."""
+def resolve_settings(
+    task: str, variant: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None
+) -> Settings:
+    """Resolve and freeze the settings of one subtask (overrides > env > adapter > task variant > global).
+
+    `overrides` are values a command states explicitly (e.g. `export-requests --geometry`); they apply only
+    when this call is the one that freezes the subtask's settings.
+    """
     if task in _FROZEN:
         return _FROZEN[task]
     variant = variant or {}
@@ -220,6 +241,7 @@ def resolve_settings(task: str, variant: dict[str, Any] | None = None) -> Settin
     if "prompt_style" in env and "parse" not in env:
         env["parse"] = "answer_tag" if env["prompt_style"] == "cot" else "last_k"
     values.update(env)
+    values.update(overrides or {})
     settings = Settings(**values)
     _FROZEN[task] = settings
     return settings

@@ -17,8 +17,8 @@ user's `max_pixels=...` (or `max_num=...`, a checkpoint's grid, ...) changes the
   cache, never the network) and `mm_processor_kwargs`, per architecture;
 * `openai`: nothing can be read (the server's processor is invisible), so the user must declare it.
 
-Geometry strings may chain stages with `>` (applied left to right), e.g. the chat Qwen2.5-VL route resizes
-with qwen-vl-utils' defaults first and then with the processor's limits:
+Geometry strings may chain stages with `>` (`geometry.perceive_chain`, applied left to right), e.g. the chat
+Qwen2.5-VL route resizes with qwen-vl-utils' defaults first and then with the processor's limits:
 `qwen_smart_resize:min_pixels=3136,max_pixels=12845056 > qwen_smart_resize:min_pixels=200704,max_pixels=1605632`.
 Only the last stage may pad; the stated spacing uses the last stage's content against the slice given to
 the first.
@@ -38,9 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SettingsError
-from .geometry import LLAVA_OV_DEFAULT_GRID_PINPOINTS, PerceivedGeometry, parse_geometry, perceive
+from .geometry import LLAVA_OV_DEFAULT_GRID_PINPOINTS, STAGE_SEPARATOR, parse_geometry, split_stages
 
-STAGE_SEPARATOR = ">"
 # qwen-vl-utils per-image defaults (IMAGE_MIN/MAX_TOKEN_NUM x 28^2), applied when a message sets no limits.
 QWEN_VL_UTILS_MIN_PIXELS = 4 * 28 * 28
 QWEN_VL_UTILS_MAX_PIXELS = 16384 * 28 * 28
@@ -99,39 +98,6 @@ def forget_model_instance() -> None:
     """Drop the live instance and every cached derivation (tests)."""
     _LIVE.update(ref=None, args=None)
     _DERIVED.clear()
-
-
-# ------------------------------------------------------------------------------------------ chains
-def split_stages(text: str) -> list[str]:
-    """The stage strings of a (possibly chained) geometry string."""
-    stages = [part.strip() for part in text.split(STAGE_SEPARATOR)]
-    if any(not part for part in stages):
-        raise SettingsError(
-            f"geometry {text!r}: empty stage; chain stages as 'rule:k=v > rule:k=v' (applied left to right)."
-        )
-    return stages
-
-
-def perceive_chain(text: str, height: int, width: int, fix: bool = False) -> tuple[PerceivedGeometry, list[dict]]:
-    """Perceived geometry of a chained geometry string and the record of every stage (empty for one stage).
-
-    Each stage sees the previous stage's canvas; every stage but the last must not pad (canvas == content).
-    """
-    stages = split_stages(text)
-    records: list[dict] = []
-    h, w = height, width
-    perceived: PerceivedGeometry | None = None
-    for index, stage in enumerate(stages):
-        perceived = perceive(parse_geometry(stage), h, w, fix=fix)
-        if index < len(stages) - 1 and perceived.canvas_hw != perceived.content_hw:
-            raise SettingsError(
-                f"geometry {text!r}: stage {stage!r} pads ({perceived.content_hw} inside {perceived.canvas_hw}); "
-                "only the last stage of a chain may pad."
-            )
-        records.append(perceived.to_record())
-        h, w = perceived.canvas_hw
-    assert perceived is not None
-    return perceived, records if len(stages) > 1 else []
 
 
 # ---------------------------------------------------------------------------------------- helpers

@@ -294,7 +294,9 @@ class _PatchAfterImport(importlib.abc.MetaPathFinder):
 
 def install() -> bool:
     """Install the hooks unless MEDVISION_NO_TASK_HOOK=1; safe to call more than once."""
-    if os.environ.get("MEDVISION_NO_TASK_HOOK", "").strip().lower() in ("1", "true", "yes", "on"):
+    from .settings import parse_bool, read_env
+
+    if parse_bool("MEDVISION_NO_TASK_HOOK", read_env("no_task_hook") or ""):
         return False
     ok = True
     waiting = []

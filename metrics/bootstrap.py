@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from .scores import is_nan
+
 DEFAULT_CI_ITERATIONS = 1000
 DEFAULT_CI_SEED = 0
 BLOCK = 100
@@ -72,16 +74,12 @@ def check_ci_level(level: Any) -> float:
     return value
 
 
-def _is_nan(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def _detection_stats(sample: Mapping[str, Any]) -> list[float]:
     metrics = sample.get("metrics") or {}
     ok = bool(sample.get("success"))
-    values = [0.0 if not ok or _is_nan(metrics.get(n)) else float(metrics[n]) for n in ("recall", "precision")]
-    f1 = 0.0 if not ok or _is_nan(metrics.get("f1")) else float(metrics["f1"])
-    iou = 0.0 if not ok or _is_nan(metrics.get("iou")) else float(metrics["iou"])
+    values = [0.0 if not ok or is_nan(metrics.get(n)) else float(metrics[n]) for n in ("recall", "precision")]
+    f1 = 0.0 if not ok or is_nan(metrics.get("f1")) else float(metrics["f1"])
+    iou = 0.0 if not ok or is_nan(metrics.get("iou")) else float(metrics["iou"])
     return [1.0, float(ok), *values, f1, iou, float(iou >= THRESHOLD), float(f1 >= THRESHOLD)]
 
 
@@ -91,14 +89,14 @@ def _measure_stats(sample: Mapping[str, Any]) -> list[float]:
     out = [1.0, float(ok)]
     for name in ("mae", "mre"):
         value = metrics.get(name)
-        if not ok or _is_nan(value):
+        if not ok or is_nan(value):
             out += [0.0, 0.0, 0.0]
         elif math.isinf(value):
             out += [0.0, 0.0, 1.0]
         else:
             out += [float(value), 1.0, 0.0]
     mre = metrics.get("mre")
-    usable = ok and not _is_nan(mre)
+    usable = ok and not is_nan(mre)
     # bucket min(int(MRE*10), 9) <= j  <=>  MRE*10 < j + 1 for MRE >= 0; inf lands in bucket 9
     out += [float(usable and mre * 10 < j + 1) for j in range(3)]
     return out

@@ -7,11 +7,11 @@ degrees for MAE), and so are the absolute tolerances.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping
 from typing import Any
 
+from .options import did_you_mean
 from .report import HIGHER_IS_BETTER, LOWER_IS_BETTER
 
 TABLE_NAMES: tuple[str, ...] = ("detection", "tl", "ad")
@@ -54,8 +54,7 @@ def check_tolerances(tolerances: Mapping[str, float]) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, value in tolerances.items():
         if name not in valid:
-            close = difflib.get_close_matches(name, valid, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(name, valid)
             raise ValueError(f"unknown tolerance metric {name!r}; valid: {', '.join(valid)}.{hint}")
         tolerance = float(value)
         if math.isnan(tolerance) or tolerance < 0:

@@ -37,11 +37,12 @@ from .labels import (
     region_key,
     tl_label_key,
 )
+from .options import bool_word
 from .parse import PARSE_MODES
-from .parse import parse as parse_response
 from .reduce import aggregate_detection, aggregate_measure
 from .reference import PAPER_HEADLINE_COUNTS, model_key_for, paper_rows
-from .scores import score_ad, score_detection, score_tl
+from .scores import is_nan
+from .scoring import FAMILY_K, ScoringSwitches, score_sample
 from .spacing import Item as SpacingItem
 from .spacing import is_spacing_record, spacing_table
 
@@ -57,7 +58,6 @@ __all__ = [
 SCHEMA_VERSION = 1
 SAMPLES_GLOB = "*_samples_medvision_*.jsonl"
 SOURCE_FIELD = "_source"
-FAMILY_K: dict[str, int] = {"detection": 4, "tl": 2, "ad": 1}
 REQUIRED_FIELDS: tuple[str, ...] = (
     "schema", "task", "family", "config", "row", "dataset", "slice_dim", "label_name", "modality",
     "region_label", "region_modality", "metric_type", "metric_key", "target", "response", "excluded",
@@ -68,8 +68,12 @@ STRING_FIELDS: tuple[str, ...] = ("task", "config", "dataset")
 DISTRIBUTION = "lmms-eval-medvision"
 PARSE_OPTIONS: tuple[str, ...] = ("as-run", *PARSE_MODES)
 PRESETS: tuple[str, ...] = ("v1", "paper")
-AD_NEAR_ZERO_GT_THRESHOLD = 0.1
-MULTICLUSTER_FILE = "multi_cluster_samples_v1.0.0_to_v1.1.0.json"
+# family -> (option of LeaderboardOptions, recorded setting, CLI flag) of the family's scoring switch
+_FAMILY_SWITCH: dict[str, tuple[str, str, str]] = {
+    "detection": ("box_fix", "box_fix", "--box-fix"),
+    "tl": ("tl_remove_multicluster", "tl_remove_multicluster", "--tl-remove-multicluster"),
+    "ad": ("ad_drop_near_zero", "ad_drop_near_zero", "--ad-drop-near-zero"),
+}
 DETECTION_GROUPS: tuple[str, ...] = ("anatomy", "tumor_lesion")
 AD_GROUPS: tuple[tuple[str, str], ...] = (
     ("ceph_distance", "Ceph-Biometrics-400_distance"),
@@ -293,14 +297,9 @@ def _where(record: Mapping[str, Any], index: int) -> str:
     return str(record.get(SOURCE_FIELD) or f"record {index}")
 
 
-def _is_nan(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
+    """A recorded switch: true only for a true word (anything else counts as off, as recorded before)."""
+    return bool_word(value) is True if isinstance(value, str) else bool(value)
 
 
 def _recorded_setting(record: Mapping[str, Any], name: str, where: str, flag: str) -> Any:
@@ -397,8 +396,8 @@ class LeaderboardOptions:
 
 # ------------------------------------------------------------------------------------------ re-scoring
 def _rescore(record: Mapping[str, Any], where: str, opts: LeaderboardOptions) -> dict[str, Any]:
-    """Parse and score one record under the options; returns ``{success, excluded, exclusion_reason,
-    metrics, parse, switch}``."""
+    """Parse and score one record under the options (`scoring.score_sample`, the run-time scorer); returns
+    ``{success, parsed, excluded, exclusion_reason, metrics, parse, switch}``."""
     family = record["family"]
     mode = opts.parse
     if mode == "as-run":
@@ -408,44 +407,18 @@ def _rescore(record: Mapping[str, Any], where: str, opts: LeaderboardOptions) ->
                 f"{where}: field 'settings.parse' is {mode!r}, expected one of {', '.join(PARSE_MODES)}; "
                 "pass --parse to choose one"
             )
-    values, success = parse_response(record["response"], FAMILY_K[family], mode)
-    target = [float(v) for v in record["target"]]
-    excluded, reason, switch = False, None, None
-    if family == "detection":
-        switch = opts.box_fix
-        if switch is None:
-            switch = _flag(_recorded_setting(record, "box_fix", where, "--box-fix"))
-        metrics = score_detection(values, target, box_fix=bool(switch))
-    elif family == "tl":
-        metrics = score_tl(values, target)
-        switch = opts.tl_remove_multicluster
-        if switch is None:
-            switch = _flag(
-                _recorded_setting(record, "tl_remove_multicluster", where, "--tl-remove-multicluster")
-            )
-        if switch:
-            listed = record["multicluster_listed"]
-            if listed is None:
-                raise RecordError(
-                    f"{where}: tl_remove_multicluster is on but 'multicluster_listed' is null: the "
-                    f"multi-cluster file Datasets/{record['dataset']}/{MULTICLUSTER_FILE} was absent "
-                    "when the record was written; add the file and rerun, or leave the switch off "
-                    "(no --tl-remove-multicluster, --preset v1)"
-                )
-            if listed:
-                excluded, reason = True, "tl_remove_multicluster"
-    else:
-        metrics = score_ad(values, target)
-        switch = opts.ad_drop_near_zero
-        if switch is None:
-            switch = _flag(_recorded_setting(record, "ad_drop_near_zero", where, "--ad-drop-near-zero"))
-        if switch and target[0] < AD_NEAR_ZERO_GT_THRESHOLD:
-            excluded, reason = True, "ad_drop_near_zero"
+    option, setting, flag = _FAMILY_SWITCH[family]
+    switch = getattr(opts, option)
+    if switch is None:
+        switch = _flag(_recorded_setting(record, setting, where, flag))
+    switches = ScoringSwitches(parse=mode, **{setting: bool(switch)})
+    scored = score_sample(family, record["response"], record["target"], switches, record["multicluster_listed"], where)
     return {
-        "success": success,
-        "excluded": excluded,
-        "exclusion_reason": reason,
-        "metrics": metrics,
+        "success": scored["success"],
+        "parsed": scored["parsed"],
+        "excluded": scored["excluded"],
+        "exclusion_reason": scored["exclusion_reason"],
+        "metrics": scored["metrics"],
         "parse": mode,
         "switch": bool(switch),
     }
@@ -852,7 +825,7 @@ def _ad(
                 "label": key,
                 "group": ad_group(key),
                 # zero-success labels stay in SR and samples, but leave MAE and MRE (NaN).
-                "in_error_means": not _is_nan(aggregate["avgMAE"]),
+                "in_error_means": not is_nan(aggregate["avgMAE"]),
                 "samples": aggregate["N"],
                 "successes": aggregate["successes"],
                 **_columns(aggregate, MEASURE_DETAIL_COLUMNS),
@@ -906,7 +879,7 @@ def _attach_intervals(
         if entry is None:
             continue
         target["ci"] = {
-            column: (None if _is_nan(target.get(column)) else bounds) for column, bounds in entry["ci"].items()
+            column: (None if is_nan(target.get(column)) else bounds) for column, bounds in entry["ci"].items()
         }
         target["clusters"] = entry["clusters"]
 

@@ -12,10 +12,11 @@ data, not an exception: it returns ``(None, False)``.
 
 from __future__ import annotations
 
-import difflib
 import re
 
 import numpy as np
+
+from .options import did_you_mean
 
 NUMBER_PATTERN = re.compile(r"-?\d+\.?\d*")
 ANSWER_TAG_PATTERN = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
@@ -31,8 +32,7 @@ def check_parse_mode(mode: str) -> str:
     """
     if mode in PARSE_MODES:
         return mode
-    close = difflib.get_close_matches(str(mode), PARSE_MODES, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(mode, PARSE_MODES)
     raise ValueError(f"unknown parse mode {mode!r}; valid modes: {', '.join(PARSE_MODES)}.{hint}")
 
 

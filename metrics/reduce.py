@@ -8,10 +8,12 @@ other sample, successes or not. Values are fractions, not percentages. NaN is re
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from .options import did_you_mean
+from .scores import is_nan
 
 NAN = float("nan")
 THRESHOLDS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -21,10 +23,6 @@ NUM_BUCKETS = 10
 
 def _included(samples: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [s for s in samples if not s.get("excluded", False)]
-
-
-def _is_nan(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _mean(values: list[float]) -> float:
@@ -77,7 +75,7 @@ def aggregate_detection(samples: Iterable[Mapping[str, Any]]) -> dict[str, float
         metrics = s.get("metrics") or {}
         for name in DETECTION_SCORES:
             value = metrics.get(name)
-            per_score[name].append(0.0 if not s.get("success") or _is_nan(value) else float(value))
+            per_score[name].append(0.0 if not s.get("success") or is_nan(value) else float(value))
     for name in DETECTION_SCORES:
         out[name] = _mean(per_score[name])
     out["success_rate"] = len(successes) / n if n else NAN
@@ -85,7 +83,7 @@ def aggregate_detection(samples: Iterable[Mapping[str, Any]]) -> dict[str, float
         for t in THRESHOLDS:
             hits = sum(1 for v in per_score[name] if v >= t)
             out[f"{name}>{t:.1f}"] = hits / n if n else NAN
-    maes = [float(s["metrics"]["mae_coord"]) for s in successes if not _is_nan(s["metrics"].get("mae_coord"))]
+    maes = [float(s["metrics"]["mae_coord"]) for s in successes if not is_nan(s["metrics"].get("mae_coord"))]
     out["avgMAE"] = _mean(maes)
     out.update(_cumulative_buckets(maes, n, "MAE"))
     return out
@@ -107,9 +105,9 @@ def aggregate_measure(samples: Iterable[Mapping[str, Any]]) -> dict[str, float]:
     mres: list[float] = []
     for s in successes:
         metrics = s.get("metrics") or {}
-        if not _is_nan(metrics.get("mae")):
+        if not is_nan(metrics.get("mae")):
             maes.append(float(metrics["mae"]))
-        if not _is_nan(metrics.get("mre")):
+        if not is_nan(metrics.get("mre")):
             mres.append(float(metrics["mre"]))
     out: dict[str, float] = {
         "N": n,
@@ -123,7 +121,7 @@ def aggregate_measure(samples: Iterable[Mapping[str, Any]]) -> dict[str, float]:
 
 
 def _mean_all_zero_fill(entries: list[Mapping[str, Any]]) -> float:
-    return _mean([0.0 if _is_nan(e.get("value")) else float(e["value"]) for e in entries])
+    return _mean([0.0 if is_nan(e.get("value")) else float(e["value"]) for e in entries])
 
 
 def _success_rate(entries: list[Mapping[str, Any]]) -> float:
@@ -133,17 +131,17 @@ def _success_rate(entries: list[Mapping[str, Any]]) -> float:
 def _iou_ge_050(entries: list[Mapping[str, Any]]) -> float:
     if not entries:
         return NAN
-    return sum(1 for e in entries if not _is_nan(e.get("value")) and e["value"] >= 0.5) / len(entries)
+    return sum(1 for e in entries if not is_nan(e.get("value")) and e["value"] >= 0.5) / len(entries)
 
 
 def _mean_over_successes(entries: list[Mapping[str, Any]]) -> float:
-    return _mean([float(e["value"]) for e in entries if e.get("success") and not _is_nan(e.get("value"))])
+    return _mean([float(e["value"]) for e in entries if e.get("success") and not is_nan(e.get("value"))])
 
 
 def _mre_lt_010(entries: list[Mapping[str, Any]]) -> float:
     if not entries:
         return NAN
-    hits = sum(1 for e in entries if e.get("success") and not _is_nan(e.get("value")) and e["value"] < 0.1)
+    hits = sum(1 for e in entries if e.get("success") and not is_nan(e.get("value")) and e["value"] < 0.1)
     return hits / len(entries)
 
 
@@ -184,7 +182,6 @@ def reduce_metric(name: str, entries: Iterable[Mapping[str, Any]]) -> float:
     """
     reducer = _METRIC_REDUCERS.get(name)
     if reducer is None:
-        close = difflib.get_close_matches(str(name), METRIC_NAMES, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, METRIC_NAMES)
         raise ValueError(f"unknown metric {name!r}; valid metrics: {', '.join(METRIC_NAMES)}.{hint}")
     return float(reducer(_included(entries)))

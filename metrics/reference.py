@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -64,44 +65,19 @@ PAPER_ROW_NOTES: dict[str, str] = {
     ),
 }
 
-# adapter -> (default model_key, {lower-cased checkpoint basename: model_key})
-_ADAPTER_CHECKPOINTS: dict[str, tuple[str, dict[str, str]]] = {
-    "medvision_v0": ("medvision_v0_7b", {"medvision-v0-7b": "medvision_v0_7b"}),
-    "medvision_lingshu": ("lingshu_32b", {"lingshu-32b": "lingshu_32b"}),
-    "medvision_medgemma": (
-        "medgemma_4b",
-        {"medgemma-4b-it": "medgemma_4b", "medgemma-27b-it": "medgemma_27b"},
-    ),
-    "medvision_qwen2_5_vl": (
-        "qwen2_5_vl_7b",
-        {"qwen2.5-vl-7b-instruct": "qwen2_5_vl_7b", "qwen2.5-vl-32b-instruct": "qwen2_5_vl_32b"},
-    ),
-    "medvision_llava_onevision": (
-        "llava_onevision_72b",
-        {"llava-onevision-qwen2-72b-ov-hf": "llava_onevision_72b"},
-    ),
-    "medvision_internvl3": ("internvl3_38b", {"internvl3-38b": "internvl3_38b"}),
-    "medvision_gemma3": ("gemma3_27b", {"gemma-3-27b-it": "gemma3_27b"}),
-    "medvision_healthgpt": (
-        "healthgpt_l14",
-        {
-            "healthgpt-l14": "healthgpt_l14",
-            "phi-4": "healthgpt_l14",
-            "com_hlora_weights_phi4.bin": "healthgpt_l14",
-        },
-    ),
-    "medvision_meddr": ("meddr_40b", {"meddr_0401": "meddr_40b"}),
-    "medvision_huatuogpt_vision": ("huatuogpt_vision_34b", {"huatuogpt-vision-34b": "huatuogpt_vision_34b"}),
-    "medvision_llama3_2_vision": (
-        "llama3_2_vision_11b",
-        {"llama-3.2-11b-vision-instruct": "llama3_2_vision_11b"},
-    ),
-}
+# adapter -> {"default": model_key, "checkpoints": {lower-cased checkpoint basename: model_key}}; generated from
+# the model profiles (medvision_adapters/profiles.py) by `python -m medvision_adapters.profiles --write`.
+MODEL_KEYS_FILE = DATA_DIR / "model_keys.json"
 BASELINE_MODEL_KEYS: dict[str, str] = {
     "medvision_random": "random",
     "medvision_prior": "prior",
     "medvision_replay": "replay",
 }
+
+
+@functools.lru_cache(maxsize=1)
+def _adapter_checkpoints() -> dict[str, dict[str, Any]]:
+    return json.loads(MODEL_KEYS_FILE.read_text(encoding="utf-8"))["adapters"]
 
 
 def checkpoint_basename(pretrained: str) -> str:
@@ -127,13 +103,12 @@ def model_key_for(adapter: str, pretrained: str | None) -> str:
     if adapter in BASELINE_MODEL_KEYS:
         return BASELINE_MODEL_KEYS[adapter]
     basename = checkpoint_basename(pretrained) if pretrained else ""
-    known = _ADAPTER_CHECKPOINTS.get(adapter)
+    known = _adapter_checkpoints().get(adapter)
     if known is not None:
-        default_key, alternatives = known
         if not basename:
-            return default_key
-        if basename.lower() in alternatives:
-            return alternatives[basename.lower()]
+            return str(known["default"])
+        if basename.lower() in known["checkpoints"]:
+            return str(known["checkpoints"][basename.lower()])
     return f"{adapter}:{basename}" if basename else adapter
 
 

@@ -30,11 +30,10 @@ from typing import Any
 import numpy as np
 
 from .errors import RecordError
-from .parse import parse as parse_response
 
 GROUPS: tuple[str, ...] = ("tl", "distance", "angle")
 GROUP_TITLES: dict[str, str] = {"tl": "T/L (major axis)", "distance": "A/D distances", "angle": "A/D angles (control)"}
-FAMILY_K: dict[str, int] = {"tl": 2, "ad": 1}
+SPACING_FAMILIES: tuple[str, ...] = ("tl", "ad")
 E_BAND: tuple[float, float] = (0.5, 1.5)
 BLOCK = 200
 
@@ -85,7 +84,7 @@ def spacing_of(record: Mapping[str, Any], where: str) -> tuple[float, str]:
         raise RecordError(f"{where}: field 'spacing.k' is {k!r}, expected a finite number > 0 other than 1")
     if not isinstance(base, str) or not base:
         raise RecordError(f"{where}: field 'spacing.base_task' is {base!r}, expected the base subtask name")
-    if record["family"] not in FAMILY_K:
+    if record["family"] not in SPACING_FAMILIES:
         raise RecordError(f"{where}: a spacing record of family {record['family']!r}; only tl and ad have variants")
     return float(k), base
 
@@ -111,8 +110,9 @@ def _cluster(record: Mapping[str, Any]) -> str:
 
 
 def _answer(item: Item) -> list[float] | None:
-    values, ok = parse_response(item.record["response"], FAMILY_K[item.record["family"]], str(item.sample["parse"]))
-    return values if ok and values is not None else None
+    """The values the leaderboard's scorer parsed (`scoring.score_sample`), None for a parse failure."""
+    values = item.sample.get("parsed")
+    return list(values) if item.sample["success"] and values is not None else None
 
 
 def _mean(values: Sequence[float]) -> float:

@@ -6,12 +6,12 @@ raises is recorded as an empty (failed) response with the reason; the run goes o
 
 from __future__ import annotations
 
-import difflib
 import math
 from typing import Any
 
 from lmms_eval.api.model import lmms
 from loguru import logger
+from medvision_metrics.options import did_you_mean
 
 from medvision_tasks import settings as mv_settings
 from medvision_tasks.hooks import note_generation
@@ -25,8 +25,7 @@ def check_model_args(adapter: str, given: dict[str, Any], valid: tuple[str, ...]
     """Raise AdapterConfigError for any key not in `valid`, listing the valid keys and the closest one."""
     for key in given:
         if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, valid)
             raise AdapterConfigError(
                 f"--model {adapter}: unknown --model_args key {key!r}.{hint} Valid keys: {', '.join(sorted(valid))}."
             )

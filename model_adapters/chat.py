@@ -40,15 +40,15 @@ record) and the run goes on. An output that hits `max_new_tokens` is logged and 
 
 from __future__ import annotations
 
-import difflib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from loguru import logger
+from medvision_metrics.options import bool_word, did_you_mean
 
+from medvision_tasks import settings as mv_settings
 from medvision_tasks.errors import SettingsError
 from medvision_tasks.geometry import parse_geometry
 from medvision_tasks.hooks import note_generation
@@ -96,8 +96,6 @@ BACKEND_CLASSES: dict[str, str] = {
 SAMPLING_KEYS: tuple[str, ...] = GENERATION_KEYS + ("until", "seed")
 _INT_KEYS = ("max_new_tokens", "num_beams", "min_new_tokens", "seed")
 _FLOAT_KEYS = ("temperature", "top_p", "repetition_penalty")
-_TRUE_WORDS = ("1", "true", "yes", "on")
-_FALSE_WORDS = ("0", "false", "no", "off")
 # Requests per vllm/openai backend call (one LLM.chat call schedules them all; ~0.75 MB per 512² image).
 REMOTE_CHUNK = 512
 
@@ -105,14 +103,10 @@ REMOTE_CHUNK = 512
 # ------------------------------------------------------------------------------------------ validation
 def to_bool(where: str, value: Any) -> bool:
     """A model-arg or gen-kwarg switch: bool, 0/1, or true/false text."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE_WORDS:
-        return True
-    if text in _FALSE_WORDS:
-        return False
-    raise AdapterConfigError(f"{where}={value!r} is not a boolean; use true or false.")
+    switch = bool_word(value)
+    if switch is None:
+        raise AdapterConfigError(f"{where}={value!r} is not a boolean; use true or false.")
+    return switch
 
 
 def to_positive_int(where: str, value: Any) -> int:
@@ -146,8 +140,7 @@ def resolve_backend(profile: ModelProfile, backend: Any) -> str:
             f"--model {profile.name}: backend={name} is not available for this model; "
             f"choose one of: {', '.join(profile.backends)}."
         )
-    close = difflib.get_close_matches(name, list(profile.backends), n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(name, profile.backends)
     raise AdapterConfigError(
         f"--model {profile.name}: unknown backend {name!r}.{hint} Choose one of: {', '.join(profile.backends)}."
     )
@@ -348,7 +341,7 @@ class MedVisionChatModel(MedVisionModel):
 
     def _setup_data_parallel(self, backend: str) -> int:
         """Rank and world size from the Accelerator under `accelerate launch` (hf); returns the local index."""
-        if backend != "hf" or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        if backend != "hf" or mv_settings.launch_ranks()[0] <= 1:
             return 0
         from accelerate import Accelerator
 
@@ -568,49 +561,15 @@ def describe_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------- one class per --model
-class MedVisionV0(MedVisionChatModel):
-    """`--model medvision_v0`: MedVision-V0-7B; system prompt, CoT prompts, answer_tag, 512x512 (SPEC §7.4)."""
-
-    profile = PROFILES["medvision_v0"]
-
-
-class Lingshu(MedVisionChatModel):
-    """`--model medvision_lingshu`: Lingshu-32B; [image, text]; checkpoint sampling."""
-
-    profile = PROFILES["medvision_lingshu"]
+def _adapter_class(profile: ModelProfile) -> type[MedVisionChatModel]:
+    """The lmms-eval model class of one profile: `MedVisionChatModel` bound to that profile."""
+    doc = f"`--model {profile.name}`: {profile.paper_name} (default `pretrained={profile.default_pretrained}`)."
+    namespace = {"profile": profile, "__module__": __name__, "__qualname__": profile.adapter_class, "__doc__": doc}
+    return type(profile.adapter_class, (MedVisionChatModel,), namespace)
 
 
-class MedGemma(MedVisionChatModel):
-    """`--model medvision_medgemma`: MedGemma 4B (27B via pretrained=); radiologist system prompt, greedy."""
-
-    profile = PROFILES["medvision_medgemma"]
-
-
-class Qwen2_5_VL(MedVisionChatModel):
-    """`--model medvision_qwen2_5_vl`: Qwen2.5-VL 7B (32B via pretrained=)."""
-
-    profile = PROFILES["medvision_qwen2_5_vl"]
-
-
-class LlavaOneVision(MedVisionChatModel):
-    """`--model medvision_llava_onevision`: LLaVA-OneVision 72B."""
-
-    profile = PROFILES["medvision_llava_onevision"]
-
-
-class InternVL3(MedVisionChatModel):
-    """`--model medvision_internvl3`: InternVL3-38B (remote code)."""
-
-    profile = PROFILES["medvision_internvl3"]
-
-
-class Gemma3(MedVisionChatModel):
-    """`--model medvision_gemma3`: Gemma3-27B."""
-
-    profile = PROFILES["medvision_gemma3"]
-
-
-class Llama3_2_Vision(MedVisionChatModel):
-    """`--model medvision_llama3_2_vision`: Llama-3.2-11B-Vision (vLLM <= 0.10.2)."""
-
-    profile = PROFILES["medvision_llama3_2_vision"]
+# One class per chat profile (MedVisionV0, Lingshu, MedGemma, Qwen2_5_VL, LlavaOneVision, InternVL3, Gemma3,
+# Llama3_2_Vision), named by the profile's `adapter_class`; manifests.py points lmms-eval at them.
+for _profile in PROFILES.values():
+    if _profile.third_party is None:
+        globals()[_profile.adapter_class] = _adapter_class(_profile)

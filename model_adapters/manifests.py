@@ -11,22 +11,18 @@ from typing import Any
 
 from medvision_tasks.notices import warn
 
-# --model name -> class path (strings, so nothing is imported until a model is resolved)
-ADAPTER_CLASSES: dict[str, str] = {
+from .profiles import PROFILES
+
+# --model name -> class path (strings, so nothing is imported until a model is resolved): the three CPU
+# baselines, then one adapter per model profile (profiles.py is the only model table).
+BASELINE_CLASSES: dict[str, str] = {
     "medvision_random": "medvision_adapters.baselines.RandomBaseline",
     "medvision_prior": "medvision_adapters.baselines.PriorBaseline",
     "medvision_replay": "medvision_adapters.baselines.ReplayModel",
-    "medvision_v0": "medvision_adapters.chat.MedVisionV0",
-    "medvision_lingshu": "medvision_adapters.chat.Lingshu",
-    "medvision_medgemma": "medvision_adapters.chat.MedGemma",
-    "medvision_qwen2_5_vl": "medvision_adapters.chat.Qwen2_5_VL",
-    "medvision_llava_onevision": "medvision_adapters.chat.LlavaOneVision",
-    "medvision_internvl3": "medvision_adapters.chat.InternVL3",
-    "medvision_gemma3": "medvision_adapters.chat.Gemma3",
-    "medvision_llama3_2_vision": "medvision_adapters.chat.Llama3_2_Vision",
-    "medvision_healthgpt": "medvision_adapters.special.HealthGPTAdapter",
-    "medvision_meddr": "medvision_adapters.special.MedDrAdapter",
-    "medvision_huatuogpt_vision": "medvision_adapters.special.HuatuoGPTVisionAdapter",
+}
+ADAPTER_CLASSES: dict[str, str] = {
+    **BASELINE_CLASSES,
+    **{name: profile.class_path for name, profile in PROFILES.items()},
 }
 
 

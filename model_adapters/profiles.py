@@ -20,7 +20,7 @@ Conventions:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -58,20 +58,40 @@ def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A checkpoint the profile knows, with the paper's `model_key` for it."""
+    """A checkpoint the profile knows, with the paper's `model_key` for it.
+
+    `aliases` are other checkpoint basenames (case-insensitive) that stand for the same paper model, e.g. the
+    H-LoRA weights file of HealthGPT.
+    """
 
     model_key: str
     pretrained: str
+    aliases: tuple[str, ...] = ()
+
+    def basenames(self) -> tuple[str, ...]:
+        """Lower-cased basenames that identify this checkpoint (its own, then the aliases)."""
+        from medvision_metrics.reference import checkpoint_basename
+
+        return (checkpoint_basename(self.pretrained).lower(),) + tuple(a.lower() for a in self.aliases)
 
 
 @dataclass(frozen=True)
 class ThirdPartyRepo:
-    """The authors' repository a third-party model needs (SPEC §7.6)."""
+    """The authors' repository a third-party model needs (SPEC §7.6), and how to tell the user to get it.
+
+    `adapter` and `model` are filled from the profile that holds the row.
+    """
 
     url: str
     commit: str
-    env_var: str
-    official_env_var: str
+    env_var: str  # MEDVISION_ spelling (wins)
+    official_env_var: str  # also accepted
+    markers: tuple[str, ...]  # paths that must exist under the checkout root
+    layouts: tuple[str, ...]  # sub-folders tried as the checkout root ("" = the folder itself)
+    environment: str  # the authors' pinned stack
+    geometry: str  # geometry the adapter declares (also the one to pass on the export route)
+    adapter: str = ""  # --model name
+    model: str = ""  # paper name
 
 
 @dataclass(frozen=True)
@@ -96,6 +116,7 @@ class ModelProfile:
     trust_remote_code: bool = False
     max_vllm_version: str | None = None
     third_party: ThirdPartyRepo | None = None
+    adapter_class: str = ""  # class name in medvision_adapters.chat (or .special for third-party models)
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -125,11 +146,22 @@ class ModelProfile:
             raise AdapterConfigError(f"{where}: processor_args {missing} need a default in geometry_params.")
         if self.dtype not in DTYPES:
             raise AdapterConfigError(f"{where}: dtype {self.dtype!r} is not one of {DTYPES}.")
+        if not self.adapter_class.isidentifier():
+            raise AdapterConfigError(f"{where}: adapter_class must be a Python class name, got {self.adapter_class!r}.")
         if (self.family == "third_party") != (self.third_party is not None):
             raise AdapterConfigError(f"{where}: family 'third_party' and a ThirdPartyRepo go together.")
+        if self.third_party is not None and not self.third_party.adapter:
+            filled = replace(self.third_party, adapter=self.name, model=self.paper_name)
+            object.__setattr__(self, "third_party", filled)
         # Freeze the mappings so that a profile cannot be changed after construction.
         for name in ("generation", "geometry_params", "task_defaults"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
+
+    @property
+    def class_path(self) -> str:
+        """Import path of the adapter class lmms-eval instantiates for this `--model` name."""
+        module = "special" if self.third_party is not None else "chat"
+        return f"medvision_adapters.{module}.{self.adapter_class}"
 
     @property
     def default_pretrained(self) -> str:
@@ -141,10 +173,13 @@ class ModelProfile:
         return format_geometry(self.geometry_rule, self.geometry_params)
 
     def model_key(self, pretrained: str | None) -> str | None:
-        """The paper's `model_key` of a checkpoint (default when None); None for an unknown checkpoint."""
-        wanted = (pretrained or self.default_pretrained).rstrip("/")
+        """The `model_key` of a checkpoint (default when None), matched by basename (case-insensitive) or
+        alias; None for an unknown checkpoint."""
+        from medvision_metrics.reference import checkpoint_basename
+
+        wanted = checkpoint_basename(pretrained or self.default_pretrained).lower()
         for checkpoint in self.checkpoints:
-            if checkpoint.pretrained == wanted:
+            if wanted in checkpoint.basenames():
                 return checkpoint.model_key
         return None
 
@@ -185,6 +220,7 @@ _ROWS: tuple[ModelProfile, ...] = (
         "MedVision-V0 7B",
         (Checkpoint("medvision_v0_7b", "YongchengYAO/MedVision-V0-7B"),),
         system_prompt=MEDVISION_V0_SYSTEM_PROMPT,
+        adapter_class="MedVisionV0",
         image_position="after_text",
         generation={"temperature": 0.0, "top_p": 0.95, "max_new_tokens": 4096},
         task_defaults={"prompt_style": "cot", "parse": "answer_tag", "reshape": 512},
@@ -194,12 +230,14 @@ _ROWS: tuple[ModelProfile, ...] = (
         "medvision_lingshu",
         "Lingshu 32B",
         (Checkpoint("lingshu_32b", "lingshu-medical-mllm/Lingshu-32B"),),
+        adapter_class="Lingshu",
         image_position="before_text",
         generation={"max_new_tokens": 1024},
         notes="Other sampling comes from the checkpoint's generation_config (SPEC §9 Q7); greedy=true forces greedy.",
     ),
     ModelProfile(
         name="medvision_medgemma",
+        adapter_class="MedGemma",
         paper_name="MedGemma",
         checkpoints=(
             Checkpoint("medgemma_4b", "google/medgemma-4b-it"),
@@ -223,12 +261,14 @@ _ROWS: tuple[ModelProfile, ...] = (
             Checkpoint("qwen2_5_vl_7b", "Qwen/Qwen2.5-VL-7B-Instruct"),
             Checkpoint("qwen2_5_vl_32b", "Qwen/Qwen2.5-VL-32B-Instruct"),
         ),
+        adapter_class="Qwen2_5_VL",
         image_position="after_text",
         generation=_VLLM_PAPER_SAMPLING,
         notes="MedVision SFT checkpoints (trained with [image, text]) also run here with pretrained=.",
     ),
     ModelProfile(
         name="medvision_llava_onevision",
+        adapter_class="LlavaOneVision",
         paper_name="LLaVA-OneVision 72B",
         checkpoints=(Checkpoint("llava_onevision_72b", "llava-hf/llava-onevision-qwen2-72b-ov-hf"),),
         family="llava_onevision",
@@ -243,6 +283,7 @@ _ROWS: tuple[ModelProfile, ...] = (
     ),
     ModelProfile(
         name="medvision_internvl3",
+        adapter_class="InternVL3",
         paper_name="InternVL3 38B",
         checkpoints=(Checkpoint("internvl3_38b", "OpenGVLab/InternVL3-38B"),),
         family="internvl",
@@ -259,6 +300,7 @@ _ROWS: tuple[ModelProfile, ...] = (
     ),
     ModelProfile(
         name="medvision_gemma3",
+        adapter_class="Gemma3",
         paper_name="Gemma3 27B",
         checkpoints=(Checkpoint("gemma3_27b", "google/gemma-3-27b-it"),),
         family="gemma3",
@@ -272,6 +314,7 @@ _ROWS: tuple[ModelProfile, ...] = (
     ),
     ModelProfile(
         name="medvision_llama3_2_vision",
+        adapter_class="Llama3_2_Vision",
         paper_name="Llama3.2-Vision 11B",
         checkpoints=(Checkpoint("llama3_2_vision_11b", "meta-llama/Llama-3.2-11B-Vision-Instruct"),),
         family="mllama",
@@ -287,8 +330,12 @@ _ROWS: tuple[ModelProfile, ...] = (
     ),
     ModelProfile(
         name="medvision_healthgpt",
+        adapter_class="HealthGPTAdapter",
         paper_name="HealthGPT-L14",
-        checkpoints=(Checkpoint("healthgpt_l14", "lintw/HealthGPT-L14"),),
+        # The loader's `pretrained` is the base LLM; the H-LoRA weights come from lintw/HealthGPT-L14.
+        checkpoints=(
+            Checkpoint("healthgpt_l14", "microsoft/phi-4", aliases=("HealthGPT-L14", "com_hlora_weights_phi4.bin")),
+        ),
         family="third_party",
         hf_class="LlavaPhiForCausalLM",
         backends=("hf",),
@@ -298,13 +345,26 @@ _ROWS: tuple[ModelProfile, ...] = (
         geometry_params={"size": 336},
         dtype="float16",
         third_party=ThirdPartyRepo(
-            "https://github.com/DCDmllm/HealthGPT", "c044a13", "MEDVISION_HEALTHGPT_DIR", "HEALTHGPT_DIR"
+            url="https://github.com/DCDmllm/HealthGPT",
+            commit="c044a13",
+            env_var="MEDVISION_HEALTHGPT_DIR",
+            official_env_var="HEALTHGPT_DIR",
+            markers=(
+                "llava/conversation.py",
+                "llava/mm_utils.py",
+                "llava/model/language_model/llava_phi3.py",
+                "llava/peft",
+            ),
+            layouts=("", "HealthGPT"),
+            environment="transformers 4.37.0 per its requirements.txt",
+            geometry="clip336_pad",
         ),
         notes="Base microsoft/phi-4 + openai/clip-vit-large-patch14-336 + H-LoRA com_hlora_weights_phi4.bin "
         "(MEDVISION_HEALTHGPT_HLORA); phi4_instruct template, '<image>\\n' + prompt.",
     ),
     ModelProfile(
         name="medvision_meddr",
+        adapter_class="MedDrAdapter",
         paper_name="MedDr 40B",
         checkpoints=(Checkpoint("meddr_40b", "Sunanhe/MedDr_0401"),),
         family="third_party",
@@ -315,11 +375,21 @@ _ROWS: tuple[ModelProfile, ...] = (
         geometry_rule="fixed",
         geometry_params={"size": 448},
         dtype="float16",
-        third_party=ThirdPartyRepo("https://github.com/sunanhe/MedDr", "48d7cd7", "MEDVISION_MEDDR_DIR", "MedDr_DIR"),
+        third_party=ThirdPartyRepo(
+            url="https://github.com/sunanhe/MedDr",
+            commit="48d7cd7",
+            env_var="MEDVISION_MEDDR_DIR",
+            official_env_var="MedDr_DIR",
+            markers=("src/model/internvl_chat", "src/utils/conversation.py"),
+            layouts=("",),
+            environment="transformers 4.37.2, Python 3.9, OpenGVLab/InternVL @ 2410d1d requirements",
+            geometry="fixed(448)",
+        ),
         notes="Model chat(): <img><IMG_CONTEXT>x256</img>\\n + prompt; template from config.template.",
     ),
     ModelProfile(
         name="medvision_huatuogpt_vision",
+        adapter_class="HuatuoGPTVisionAdapter",
         paper_name="HuatuoGPT-Vision 34B",
         checkpoints=(Checkpoint("huatuogpt_vision_34b", "FreedomIntelligence/HuatuoGPT-Vision-34B"),),
         family="third_party",
@@ -336,10 +406,14 @@ _ROWS: tuple[ModelProfile, ...] = (
         geometry_rule="clip336_pad",
         geometry_params={"size": 336},
         third_party=ThirdPartyRepo(
-            "https://github.com/FreedomIntelligence/HuatuoGPT-Vision",
-            "e1a52dc",
-            "MEDVISION_HUATUO_DIR",
-            "HuatuoGPTVision_DIR",
+            url="https://github.com/FreedomIntelligence/HuatuoGPT-Vision",
+            commit="e1a52dc",
+            env_var="MEDVISION_HUATUO_DIR",
+            official_env_var="HuatuoGPTVision_DIR",
+            markers=("cli.py", "llava"),
+            layouts=("",),
+            environment="transformers 4.40.0",
+            geometry="clip336_pad",
         ),
         notes="HuatuoChatbot.inference() returns a list: take [0]. Seeded per request (SPEC §7.4).",
     ),
@@ -352,10 +426,9 @@ def get_profile(name: str) -> ModelProfile:
     """The profile of a `--model` name; AdapterConfigError with the closest name otherwise."""
     if name in PROFILES:
         return PROFILES[name]
-    import difflib
+    from medvision_metrics.options import did_you_mean
 
-    close = difflib.get_close_matches(name, list(PROFILES), n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(name, PROFILES)
     raise AdapterConfigError(f"no model profile {name!r}.{hint} Known: {', '.join(sorted(PROFILES))}.")
 
 
@@ -363,3 +436,44 @@ def model_key_for(adapter: str, pretrained: str | None) -> str | None:
     """The paper's `model_key` for (adapter, pretrained), or None when the pair is not a paper model."""
     profile = PROFILES.get(adapter)
     return profile.model_key(pretrained) if profile else None
+
+
+def model_key_table() -> dict[str, Any]:
+    """The checkpoint -> `model_key` facts of every profile, as the leaderboard reads them from
+    `medvision_metrics/data/model_keys.json` (the metrics package cannot import this module)."""
+    adapters = {
+        profile.name: {
+            "default": profile.checkpoints[0].model_key,
+            "checkpoints": {name: c.model_key for c in profile.checkpoints for name in c.basenames()},
+        }
+        for profile in PROFILES.values()
+    }
+    return {"generated_by": "python -m medvision_adapters.profiles --write", "adapters": adapters}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`--write` regenerates the leaderboard's model-key table from the profiles; `--check` fails on drift."""
+    import argparse
+    import json
+
+    from medvision_metrics.reference import MODEL_KEYS_FILE
+
+    parser = argparse.ArgumentParser(prog="python -m medvision_adapters.profiles", description=main.__doc__)
+    parser.add_argument("--write", action="store_true")
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args(argv)
+    text = json.dumps(model_key_table(), indent=2, sort_keys=True) + "\n"
+    if args.write:
+        MODEL_KEYS_FILE.write_text(text, encoding="utf-8")
+        print(MODEL_KEYS_FILE)
+        return 0
+    current = MODEL_KEYS_FILE.read_text(encoding="utf-8") if MODEL_KEYS_FILE.is_file() else ""
+    if current != text:
+        print(f"{MODEL_KEYS_FILE} is out of date; run `python -m medvision_adapters.profiles --write`.")
+        return 1
+    print(f"{MODEL_KEYS_FILE} is current.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -24,20 +24,20 @@ import os
 import random
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from loguru import logger
+from medvision_metrics.options import did_you_mean
 from PIL import Image
 
 from medvision_tasks import settings as mv_settings
 from medvision_tasks.hooks import note_generation
-from medvision_tasks.notices import warn
 
 from .base import MedVisionModel
 from .errors import AdapterConfigError
+from .profiles import PROFILES, ModelProfile, ThirdPartyRepo
 
 # CLIP ViT-L/14-336 (HealthGPT, HuatuoGPT-Vision): processor mean and input side.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -81,69 +81,16 @@ DTYPE_NAMES = {
 
 
 # ------------------------------------------------------------------------------ author repositories
-@dataclass(frozen=True)
-class AuthorRepo:
-    """Where an adapter's third-party code lives and how to tell the user to get it."""
-
-    model: str  # paper name
-    adapter: str  # --model name
-    url: str
-    commit: str
-    env_var: str  # MEDVISION_ spelling (wins)
-    official_env_var: str  # also accepted
-    markers: tuple[str, ...]  # paths that must exist under the checkout root
-    layouts: tuple[str, ...]  # sub-folders tried as the checkout root ("" = the folder itself)
-    environment: str  # the authors' pinned stack
-    geometry: str  # geometry to declare on the export route
-
-
-HEALTHGPT_REPO = AuthorRepo(
-    model="HealthGPT-L14",
-    adapter="medvision_healthgpt",
-    url="https://github.com/DCDmllm/HealthGPT",
-    commit="c044a13",
-    env_var="MEDVISION_HEALTHGPT_DIR",
-    official_env_var="HEALTHGPT_DIR",
-    markers=("llava/conversation.py", "llava/mm_utils.py", "llava/model/language_model/llava_phi3.py", "llava/peft"),
-    layouts=("", "HealthGPT"),
-    environment="transformers 4.37.0 per its requirements.txt",
-    geometry="clip336_pad",
-)
-MEDDR_REPO = AuthorRepo(
-    model="MedDr",
-    adapter="medvision_meddr",
-    url="https://github.com/sunanhe/MedDr",
-    commit="48d7cd7",
-    env_var="MEDVISION_MEDDR_DIR",
-    official_env_var="MedDr_DIR",
-    markers=("src/model/internvl_chat", "src/utils/conversation.py"),
-    layouts=("",),
-    environment="transformers 4.37.2, Python 3.9, OpenGVLab/InternVL @ 2410d1d requirements",
-    geometry="fixed(448)",
-)
-HUATUO_REPO = AuthorRepo(
-    model="HuatuoGPT-Vision",
-    adapter="medvision_huatuogpt_vision",
-    url="https://github.com/FreedomIntelligence/HuatuoGPT-Vision",
-    commit="e1a52dc",
-    env_var="MEDVISION_HUATUO_DIR",
-    official_env_var="HuatuoGPTVision_DIR",
-    markers=("cli.py", "llava"),
-    layouts=("",),
-    environment="transformers 4.40.0",
-    geometry="clip336_pad",
-)
+# The repository rows live in the model profiles (profiles.py); these names are kept for callers.
+AuthorRepo = ThirdPartyRepo
+HEALTHGPT_PROFILE = PROFILES["medvision_healthgpt"]
+MEDDR_PROFILE = PROFILES["medvision_meddr"]
+HUATUO_PROFILE = PROFILES["medvision_huatuogpt_vision"]
+HEALTHGPT_REPO = HEALTHGPT_PROFILE.third_party
+MEDDR_REPO = MEDDR_PROFILE.third_party
+HUATUO_REPO = HUATUO_PROFILE.third_party
 HEALTHGPT_HLORA_ENV = ("MEDVISION_HEALTHGPT_HLORA", "HEALTHGPT-L14-HLORA-WEIGHTS-FILE")
 HEALTHGPT_HLORA_SOURCE = "com_hlora_weights_phi4.bin from https://huggingface.co/lintw/HealthGPT-L14"
-
-
-def read_env_pair(ours: str, official: str) -> str | None:
-    """Value of a variable given in two spellings; the MEDVISION_ one wins, with a warning when they differ."""
-    value = os.environ.get(ours) or None
-    other = os.environ.get(official) or None
-    if value is not None and other is not None and value != other:
-        warn(f"{ours}={value!r} and {official}={other!r} differ; using {ours}.", stacklevel=2)
-    return value if value is not None else other
 
 
 def export_route(repo: AuthorRepo) -> str:
@@ -170,11 +117,11 @@ def missing_checkout_message(repo: AuthorRepo, problem: str) -> str:
 
 def resolve_repo_dir(repo: AuthorRepo, repo_dir: str | os.PathLike[str] | None) -> Path:
     """The checkout root from `repo_dir=` or the environment; AdapterConfigError when missing or incomplete."""
-    value = str(repo_dir) if repo_dir else read_env_pair(repo.env_var, repo.official_env_var)
+    value = str(repo_dir) if repo_dir else mv_settings.read_env_pair(repo.env_var, repo.official_env_var)
     if repo_dir:
         source = "repo_dir="
     else:
-        source = f"{repo.env_var}=" if os.environ.get(repo.env_var) else f"{repo.official_env_var}="
+        source = f"{repo.env_var}=" if mv_settings.env_value(repo.env_var) else f"{repo.official_env_var}="
     if not value:
         raise AdapterConfigError(
             missing_checkout_message(repo, f"no checkout given (neither repo_dir= nor {repo.env_var} is set)")
@@ -241,21 +188,20 @@ def resolve_device(device: str | None) -> str:
         raise AdapterConfigError(f"device={name} but no CUDA device is visible; pass device=cpu or leave it unset.")
     if name is None:
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # one model per process
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    world_size, local_rank = mv_settings.launch_ranks()
+    if name.startswith("cuda") and world_size > 1:  # one model per process
+        return f"cuda:{local_rank}"
     return name
 
 
 def resolve_dtype(name: str) -> tuple[str, Any]:
     """(canonical name, torch dtype) of `name` (float16/fp16/half, bfloat16/bf16, float32/fp32)."""
-    import difflib
 
     import torch
 
     key = str(name).strip().lower().removeprefix("torch.")
     if key not in DTYPE_NAMES:
-        close = difflib.get_close_matches(key, list(DTYPE_NAMES), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(key, DTYPE_NAMES)
         raise AdapterConfigError(f"dtype={name!r} is not supported.{hint} Use float16, bfloat16 or float32.")
     canonical = DTYPE_NAMES[key]
     return canonical, getattr(torch, canonical)
@@ -432,12 +378,26 @@ def huatuo_query(prompt: str) -> str:
 class AuthorRepoModel(MedVisionModel):
     """Shared flow: validate, resolve checkout/device/dtype, load (subclass), register, then one call per sample."""
 
-    repo: AuthorRepo
+    profile: ModelProfile
+    repo: ThirdPartyRepo
     default_pretrained = ""
     default_dtype = "float16"
     generation_defaults: dict[str, Any] = {}
     geometry = "clip336_pad"
     common_extra_args: tuple[str, ...] = ("repo_dir", "dtype", "seed")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass that names its `profile` takes the adapter name, repository, default checkpoint, dtype,
+        generation defaults and declared geometry from it."""
+        super().__init_subclass__(**kwargs)
+        profile = cls.__dict__.get("profile")
+        if profile is not None:
+            cls.adapter_name = profile.name
+            cls.repo = profile.third_party
+            cls.default_pretrained = profile.default_pretrained
+            cls.default_dtype = profile.dtype
+            cls.generation_defaults = dict(profile.generation)
+            cls.geometry = profile.third_party.geometry
 
     def __init__(
         self,
@@ -563,12 +523,7 @@ def number_arg(name: str, value: Any, kind: type) -> Any:
 class HealthGPTAdapter(AuthorRepoModel):
     """`--model medvision_healthgpt`: HealthGPT-L14 (phi-4 + CLIP-336 + H-LoRA), greedy, 1024 new tokens."""
 
-    adapter_name = "medvision_healthgpt"
-    repo = HEALTHGPT_REPO
-    default_pretrained = "microsoft/phi-4"
-    default_dtype = "float16"
-    generation_defaults = {"do_sample": False, "num_beams": 1, "max_new_tokens": 1024}
-    geometry = "clip336_pad"
+    profile = HEALTHGPT_PROFILE
     extra_args = AuthorRepoModel.common_extra_args + (
         "hlora_path",
         "vit_path",
@@ -609,7 +564,7 @@ class HealthGPTAdapter(AuthorRepoModel):
 
     @staticmethod
     def _find_hlora(hlora_path: str | None) -> Path:
-        value = hlora_path or read_env_pair(*HEALTHGPT_HLORA_ENV)
+        value = hlora_path or mv_settings.read_env_pair(*HEALTHGPT_HLORA_ENV)
         if not value:
             raise AdapterConfigError(
                 f"--model medvision_healthgpt needs the H-LoRA weights {HEALTHGPT_HLORA_SOURCE}; pass "
@@ -641,10 +596,7 @@ class HealthGPTAdapter(AuthorRepoModel):
         )
         templates = conversation.conv_templates
         if self.conv_template not in templates:
-            import difflib
-
-            close = difflib.get_close_matches(self.conv_template, list(templates), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(self.conv_template, templates)
             raise AdapterConfigError(
                 f"conv_template={self.conv_template!r} is not in the repository's templates.{hint}"
             )
@@ -720,12 +672,7 @@ class MedDrAdapter(AuthorRepoModel):
     template and calls `model.generate` with inputs on the configured device.
     """
 
-    adapter_name = "medvision_meddr"
-    repo = MEDDR_REPO
-    default_pretrained = "Sunanhe/MedDr_0401"
-    default_dtype = "float16"
-    generation_defaults = {"do_sample": False, "num_beams": 1, "max_new_tokens": 512}
-    geometry = "fixed(448)"
+    profile = MEDDR_PROFILE
     extra_args = AuthorRepoModel.common_extra_args + ("attn_implementation", "device_map")
 
     def __init__(self, attn_implementation: str | None = None, device_map: str | None = None, **kwargs: Any) -> None:
@@ -817,18 +764,7 @@ class HuatuoGPTVisionAdapter(AuthorRepoModel):
     Torch is seeded per request from SHA-256 of `seed|mv_config|mv_row`, so runs repeat.
     """
 
-    adapter_name = "medvision_huatuogpt_vision"
-    repo = HUATUO_REPO
-    default_pretrained = "FreedomIntelligence/HuatuoGPT-Vision-34B"
-    default_dtype = "bfloat16"
-    generation_defaults = {
-        "do_sample": True,
-        "temperature": 0.2,
-        "repetition_penalty": 1.2,
-        "max_new_tokens": 512,
-        "min_new_tokens": 1,
-    }
-    geometry = "clip336_pad"
+    profile = HUATUO_PROFILE
     extra_args = AuthorRepoModel.common_extra_args
 
     def load(self) -> None:

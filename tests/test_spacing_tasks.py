@@ -9,8 +9,7 @@ import pytest
 
 from medvision_tasks import catalogue, hooks
 from medvision_tasks.catalogue import YAML_DIR, CatalogueError, build_subtasks, groups, read_catalogue
-from medvision_tasks.geometry import stated_pixel_size
-from medvision_tasks.stock_geometry import perceive_chain
+from medvision_tasks.geometry import perceive_chain, stated_pixel_size
 
 TL_MAIN = [
     "autopetiii_task01", "brats24_task04", "brats24_task05", "brats24_task10", "hntsmrg24_task02",

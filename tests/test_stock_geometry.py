@@ -18,12 +18,12 @@ import pytest
 
 from medvision_tasks import hooks, stock_geometry
 from medvision_tasks.errors import SettingsError
+from medvision_tasks.geometry import perceive_chain
 from medvision_tasks.settings import register_active_model, resolve_settings
 from medvision_tasks.stock_geometry import (
     StockGeometryUnavailable,
     derive_stock_geometry,
     note_model_instance,
-    perceive_chain,
 )
 
 QWEN_CHAT = ("lmms_eval.models.chat.qwen2_5_vl", "Qwen2_5_VL")

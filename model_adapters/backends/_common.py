@@ -6,7 +6,6 @@ Pure Python plus PIL/numpy; nothing here imports vllm or openai.
 from __future__ import annotations
 
 import base64
-import difflib
 import io
 import json
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from medvision_metrics.options import bool_word, did_you_mean
 from PIL import Image
 
 from ..errors import AdapterConfigError
@@ -38,11 +38,6 @@ class Option:
 _NULL_WORDS = ("", "none", "null")
 
 
-def _closest_hint(name: str, valid: list[str]) -> str:
-    close = difflib.get_close_matches(name, valid, n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
-
-
 def _coerce(backend: str, name: str, value: Any, option: Option) -> Any:
     where = f"backend={backend}: option {name}={value!r}"
     if value is None or (isinstance(value, str) and value.strip().lower() in _NULL_WORDS):
@@ -50,13 +45,10 @@ def _coerce(backend: str, name: str, value: Any, option: Option) -> Any:
             return None
         raise AdapterConfigError(f"{where} needs a value ({option.kind}); leave it out to use {option.default!r}.")
     if option.kind == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
-            return value.strip().lower() in ("true", "1")
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        raise AdapterConfigError(f"{where} is not a boolean; use true or false.")
+        switch = bool_word(value)
+        if switch is None:
+            raise AdapterConfigError(f"{where} is not a boolean; use true or false.")
+        return switch
     if option.kind in ("int", "float"):
         try:
             if isinstance(value, bool):
@@ -108,7 +100,7 @@ def read_options(backend: str, given: dict[str, Any] | None, spec: dict[str, Opt
     for name in given:
         if name not in spec:
             raise AdapterConfigError(
-                f"backend={backend}: unknown option {name!r}.{_closest_hint(name, valid)} "
+                f"backend={backend}: unknown option {name!r}.{did_you_mean(name, valid)} "
                 f"Valid options: {', '.join(valid)}."
             )
     return {
@@ -172,7 +164,7 @@ def read_sampling(backend: str, sampling: dict[str, Any]) -> Sampling:
     """
     for name in sampling:
         if name not in SAMPLING_KEYS:
-            hint = _closest_hint(name, list(SAMPLING_KEYS))
+            hint = did_you_mean(name, list(SAMPLING_KEYS))
             raise AdapterConfigError(
                 f"backend={backend}: generation setting {name!r} is not supported.{hint} "
                 f"Supported: {', '.join(SAMPLING_KEYS)}."

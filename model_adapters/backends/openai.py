@@ -11,7 +11,6 @@ text and log line this module writes.
 from __future__ import annotations
 
 import json
-import os
 import random
 import threading
 import time
@@ -19,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from loguru import logger
+
+from medvision_tasks.settings import env_value
 
 from ..errors import AdapterConfigError
 from . import GenRequest, GenResult
@@ -58,14 +59,14 @@ class OpenAIBackend:
         backoff_max_s: float = BACKOFF_MAX_S,
     ) -> None:
         opts = read_options(self.name, options, OPENAI_OPTIONS)
-        base_url = opts["base_url"] or os.environ.get(BASE_URL_ENV)
+        base_url = opts["base_url"] or env_value(BASE_URL_ENV)
         if not base_url:
             raise AdapterConfigError(
                 f"backend=openai: no server address; pass base_url=http://HOST:PORT/v1 in --model_args "
                 f"or set {BASE_URL_ENV}."
             )
         key_env = opts["api_key_env"]
-        api_key = os.environ.get(key_env)
+        api_key = env_value(key_env)
         if api_key is None:
             raise AdapterConfigError(
                 f"backend=openai: environment variable {key_env} is not set; export it with the server's API key "

@@ -38,7 +38,7 @@ PAPER_MODELS = {
         "meta-llama/Llama-3.2-11B-Vision-Instruct",
         ("hf", "vllm", "openai"),
     ),
-    "medvision_healthgpt": (["healthgpt_l14"], "lintw/HealthGPT-L14", ("hf",)),
+    "medvision_healthgpt": (["healthgpt_l14"], "microsoft/phi-4", ("hf",)),
     "medvision_meddr": (["meddr_40b"], "Sunanhe/MedDr_0401", ("hf",)),
     "medvision_huatuogpt_vision": (["huatuogpt_vision_34b"], "FreedomIntelligence/HuatuoGPT-Vision-34B", ("hf",)),
 }
@@ -155,3 +155,31 @@ def test_profiles_import_without_torch_or_transformers():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "11"
+
+
+def test_model_key_table_is_generated_from_the_profiles() -> None:
+    # metrics/data/model_keys.json is what the leaderboard reads; it must equal what the profiles say.
+    from medvision_adapters.profiles import main
+    from medvision_metrics.reference import model_key_for as leaderboard_key
+
+    assert main(["--check"]) == 0
+    for profile in PROFILES.values():
+        for checkpoint in profile.checkpoints:
+            for name in (checkpoint.pretrained,) + checkpoint.aliases:
+                assert leaderboard_key(profile.name, name) == checkpoint.model_key
+                assert model_key_for(profile.name, name) == checkpoint.model_key
+
+
+def test_every_adapter_class_takes_its_facts_from_its_profile() -> None:
+    import importlib
+
+    for name, profile in PROFILES.items():
+        module_name, _, class_name = profile.class_path.rpartition(".")
+        cls = getattr(importlib.import_module(module_name), class_name)
+        assert cls.profile is profile and manifests.ADAPTER_CLASSES[name] == profile.class_path
+        if profile.third_party is not None:
+            assert cls.adapter_name == name and cls.repo is profile.third_party
+            assert cls.default_pretrained == profile.default_pretrained and cls.default_dtype == profile.dtype
+            assert cls.generation_defaults == dict(profile.generation)
+            assert cls.geometry == profile.third_party.geometry
+            assert profile.third_party.adapter == name and profile.third_party.model == profile.paper_name

@@ -1,4 +1,4 @@
-"""Regressions found in review: lm.device for accelerate runs, processor size forms, checkpoint sampling."""
+"""Adapter details lmms-eval and the backends rely on: lm.device, processor size forms, checkpoint sampling."""
 
 from __future__ import annotations
 
