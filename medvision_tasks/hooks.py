@@ -17,6 +17,7 @@ from . import __version__
 from .data import rows_for_subtask
 from .errors import PlanError, SettingsError
 from .geometry import stated_pixel_size
+from .integrity import check_referenced_files
 from .prompts import build_prompt, prompt_sha1
 from .render import (
     hu_window_for,
@@ -27,6 +28,7 @@ from .render import (
     to_rgb_image,
     volume_info,
 )
+from .runerrors import data_errors_end_run
 from .settings import Settings, active_model, allow_non_ras, data_dir_from_env, resolve_settings
 from .stock_geometry import DerivedGeometry
 
@@ -81,6 +83,7 @@ def build_rows(stub: dict[str, Any]) -> list[dict[str, Any]]:
             f"{stub['mv_config']}: {len(missing)} file(s) referenced by the plan are missing under {root}:\n  "
             f"{shown}{more}\nRe-download the dataset or run `medvision-eval doctor --tasks {stub['mv_task']}`."
         )
+    check_referenced_files(rows, stub["mv_config"], stub["mv_task"])
     if settings.tl_remove_multicluster and stub["mv_family"] == "tl" and rows[0].get("mv_multicluster_listed") is None:
         raise PlanError(
             f"MEDVISION_TL_REMOVE_MULTICLUSTER=1 but {root}/Datasets/{rows[0]['dataset_name']}/"
@@ -94,6 +97,7 @@ def build_rows(stub: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+@data_errors_end_run
 def process_docs(dataset: Any) -> Any:
     """Replace the one-line stub split with the real rows of its config (SPEC §0.4)."""
     import datasets
@@ -127,6 +131,7 @@ def render_image(doc: dict[str, Any], settings: Settings) -> Any:
     return to_rgb_image(intensity_uint8(img, settings.intensity, window))
 
 
+@data_errors_end_run
 def doc_to_visual(doc: dict[str, Any]) -> list[Any]:
     """One RGB PIL image per row."""
     return [render_image(doc, settings_for(doc))]
@@ -201,6 +206,7 @@ def prompt_and_geometry(
     return text, record
 
 
+@data_errors_end_run
 def doc_to_text(doc: dict[str, Any], lmms_eval_specific_kwargs: dict[str, Any] | None = None) -> str:
     """The v1 or CoT prompt of SPEC §3, with the pixel size the model will perceive."""
     return prompt_and_geometry(doc, lmms_eval_specific_kwargs)[0]
