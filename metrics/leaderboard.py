@@ -29,6 +29,7 @@ from typing import Any
 from .bootstrap import DEFAULT_CI_ITERATIONS, DEFAULT_CI_SEED, FamilySamples, bootstrap_model, check_ci_level
 from .boxsize import DEFAULT_BOXSIZE_DRAWS, DEFAULT_BOXSIZE_SEED, boxsize_analysis
 from .errors import RecordError
+from .hygiene import drop_warnings
 from .labels import (
     UNKNOWN_LABEL_POLICIES,
     ad_label_key,
@@ -1077,6 +1078,8 @@ def _build(records: list[dict[str, Any]], opts: LeaderboardOptions) -> dict[str,
         details["ad_labels"].extend(ad_details)
         models.append(_model_summary(model_key, items, families))
         _count_warnings(model_key, items, det_rows + tl_rows + ad_rows, families, opts, warnings)
+        own = {"detection_regions": det_details, "tl_labels": tl_details, "ad_labels": ad_details}
+        warnings.extend(drop_warnings(model_key, own, families, keys_by_family))
     _version_warning(records, warnings)
 
     for table, group_order in (
