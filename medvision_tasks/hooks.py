@@ -6,6 +6,7 @@ model -> `process_results` (parse, score, per-sample record) -> `aggregate_*` (p
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from pathlib import Path
@@ -14,11 +15,12 @@ from typing import Any
 from medvision_metrics.leaderboard import AD_NEAR_ZERO_GT_THRESHOLD, FAMILY_K
 
 from . import __version__
-from .data import rows_for_subtask
+from .data import RowSources, rows_for_subtask
 from .errors import PlanError, SettingsError
 from .geometry import stated_pixel_size
 from .integrity import check_referenced_files
 from .prompts import build_prompt, prompt_sha1
+from .provenance import row_source
 from .render import (
     hu_window_for,
     in_plane_spacing,
@@ -69,7 +71,8 @@ def build_rows(stub: dict[str, Any]) -> list[dict[str, Any]]:
     root = resolve_data_root(stub.get("mv_data_root_kind", "real"))
     # Arrow rows (SPEC §1.6) when MEDVISION_ARROW_DIR/_MAP name the config, else plan rows through the row cache.
     demo = stub.get("mv_data_root_kind") == "demo"
-    rows = rows_for_subtask(root, stub["mv_config"], settings, use_arrow=not demo)
+    sources = RowSources.from_env()
+    rows = rows_for_subtask(root, stub["mv_config"], settings, sources, use_arrow=not demo)
     if not rows:
         raise PlanError(f"{root}: config {stub['mv_config']} has no rows after the filters; check the plan files.")
     missing = sorted({r["image_file"] for r in rows if not Path(r["image_file"]).is_file()})
@@ -90,7 +93,10 @@ def build_rows(stub: dict[str, Any]) -> list[dict[str, Any]]:
             "multi_cluster_samples_v1.0.0_to_v1.1.0.json is missing; add it (dataset release >= 1.1.0) "
             "or unset the switch."
         )
+    arrow = None if demo else sources.arrow_source(stub["mv_config"])
+    source = json.dumps(row_source(root, stub["mv_config"], settings.planner_version, sources, arrow))
     for r in rows:
+        r["mv_row_source"] = source
         r["mv_task"] = stub["mv_task"]
         r["mv_variant"] = stub.get("mv_variant") or {}
         r["mv_data_root_kind"] = stub.get("mv_data_root_kind", "real")
@@ -228,16 +234,10 @@ def doc_to_target(doc: dict[str, Any]) -> list[float]:
 
 
 def _clean(value: Any) -> Any:
-    """JSON-safe copy: numpy scalars to Python, NaN/inf floats to None."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    """Strict-JSON copy: numpy scalars to Python, NaN to None, inf to None plus `nonfinite` (hygiene.strict)."""
+    from medvision_metrics.hygiene import strict
+
+    return strict(value)
 
 
 def score_response(doc: dict[str, Any], response: str, settings: Settings) -> dict[str, Any]:
@@ -334,6 +334,7 @@ def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
         "data_root_kind": doc.get("mv_data_root_kind", "real"),
         "multi_instance": bool(doc.get("mv_multi_instance", False)),
         "plan_version": doc.get("mv_plan_version"),
+        "row_source": json.loads(doc["mv_row_source"]) if doc.get("mv_row_source") else None,
         "plugin_version": __version__,
     }
     out = metric_entries(family, scored["metrics"], scored["success"], scored["excluded"])
@@ -361,9 +362,13 @@ def metric_entries(family: str, metrics: dict[str, Any], success: bool, excluded
     out = {}
     for name, source in METRIC_SOURCES[family].items():
         value = float(success) if source is None else metrics.get(source)
-        if isinstance(value, float) and math.isnan(value):
-            value = None
-        out[name] = {"value": value, "success": bool(success), "excluded": bool(excluded)}
+        entry: dict[str, Any] = {"value": value, "success": bool(success), "excluded": bool(excluded)}
+        if isinstance(value, float) and not math.isfinite(value):
+            # strict JSON in the samples file; `_aggregate` restores an infinity from the flag
+            entry["value"] = None
+            if not math.isnan(value):
+                entry["nonfinite"] = "inf" if value > 0 else "-inf"
+        out[name] = entry
     return out
 
 
@@ -384,6 +389,8 @@ def generation_note(task: str, row: int) -> dict[str, Any]:
 def _aggregate(name: str, items: list[dict[str, Any]]) -> float:
     from medvision_metrics.reduce import reduce_metric
 
+    items = [dict(it, value=float(it["nonfinite"])) if isinstance(it, dict) and it.get("nonfinite") else it
+             for it in items]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return reduce_metric(name, items)

@@ -186,6 +186,10 @@ def _patch_results_recorder() -> None:
     def recording_simple_evaluate(*args: Any, **kwargs: Any) -> Any:
         results = simple_evaluate(*args, **kwargs)
         from .preflight import record_skipped, skipped_subtasks
+        from .strict_results import clean_results
+
+        if isinstance(results, dict):
+            clean_results(results)
 
         if isinstance(results, dict) and skipped_subtasks():
             output_path = getattr(kwargs.get("evaluation_tracker"), "output_path", None)

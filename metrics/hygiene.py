@@ -10,6 +10,7 @@ object, keyed by the field name (``"ci.MAE[1]"`` for a list element).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -147,3 +148,58 @@ def drop_warnings(
         for reason, n in sorted(reasons.items()):
             out.append(f"{model}: {family}: {n} sample(s) excluded by {reason}")
     return out
+
+
+ROW_SOURCE_FIELDS = ("kind", "plan_file", "plan_version", "plan_sha256", "arrow_name")
+
+
+def row_source_signature(source: Any) -> str | None:
+    """The comparable part of a record's ``row_source`` as canonical JSON (machine paths left out), or None."""
+    if not isinstance(source, Mapping):
+        return None
+    view = {name: source.get(name) for name in ROW_SOURCE_FIELDS}
+    overrides = source.get("overrides")
+    view["overrides"] = (
+        {"sha256": overrides.get("sha256"), "changed": overrides.get("changed")}
+        if isinstance(overrides, Mapping)
+        else None
+    )
+    return json.dumps(view, sort_keys=True)
+
+
+def check_row_sources(records: Sequence[Mapping[str, Any]], allow_mixed: bool, warnings: list[str]) -> None:
+    """Records of one config must share their row source (plan file and hash, Arrow build, plan overrides).
+
+    Raises:
+        RecordError: naming the config and each source with its models, unless ``allow_mixed`` (then a warning).
+    """
+    from .errors import RecordError
+
+    by_config: dict[str, dict[str, set[str]]] = {}
+    unrecorded = 0
+    for record in records:
+        sig = row_source_signature(record.get("row_source"))
+        if sig is None:
+            unrecorded += 1
+            continue
+        model = str((record.get("model") or {}).get("adapter"))
+        by_config.setdefault(str(record["config"]), {}).setdefault(sig, set()).add(model)
+    problems = []
+    for config, seen in sorted(by_config.items()):
+        if len(seen) > 1:
+            listed = " vs ".join(f"{sig} (model {', '.join(sorted(models))})" for sig, models in seen.items())
+            problems.append(f"{config} was evaluated on different rows: {listed}")
+    if unrecorded and by_config:
+        warnings.append(
+            f"{unrecorded} record(s) carry no row_source (written by an older plugin); their rows cannot be "
+            "checked against the others"
+        )
+    if not problems:
+        return
+    message = "; ".join(problems)
+    if not allow_mixed:
+        raise RecordError(
+            f"{message}; records whose row source (plan file, Arrow build or MEDVISION_PLAN_OVERRIDES) differs "
+            "are not comparable: evaluate every model on the same rows or pass --allow-mixed"
+        )
+    warnings.append(f"mixed row sources accepted (--allow-mixed): {message}")

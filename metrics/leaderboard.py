@@ -29,7 +29,7 @@ from typing import Any
 from .bootstrap import DEFAULT_CI_ITERATIONS, DEFAULT_CI_SEED, FamilySamples, bootstrap_model, check_ci_level
 from .boxsize import DEFAULT_BOXSIZE_DRAWS, DEFAULT_BOXSIZE_SEED, boxsize_analysis
 from .errors import RecordError
-from .hygiene import drop_warnings
+from .hygiene import check_row_sources, drop_warnings
 from .labels import (
     UNKNOWN_LABEL_POLICIES,
     ad_label_key,
@@ -1037,6 +1037,7 @@ def _build(records: list[dict[str, Any]], opts: LeaderboardOptions) -> dict[str,
         if not isinstance(record, dict) or SOURCE_FIELD not in record:  # load_records validated the others
             validate_record(record, f"record {index}")
     _refuse(records, opts)
+    check_row_sources(records, opts.allow_mixed, warnings)
     keys = [model_key_for(r["model"]["adapter"], r["model"].get("pretrained")) for r in records]
     kept = _deduplicate(records, keys, opts, warnings)
 

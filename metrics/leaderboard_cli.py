@@ -93,7 +93,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="allow_mixed",
         action="store_true",
         help="accept several settings_ids in one model and different annotation versions, data/image settings "
-        "or scoring switches in one table (numbers then not comparable)",
+        "or scoring switches in one table, and records of one config built from different rows (plan file, "
+        "Arrow build, plan overrides); numbers then not comparable",
     )
     parser.add_argument("--allow-multi-instance", action="store_true", help="accept multi-instance rows")
     parser.add_argument(
