@@ -64,7 +64,7 @@ def _nifti_gz_problem(path: Path, size: int) -> str | None:
         with gzip.open(path, "rb") as fh:
             header = fh.read(_HEADER_BYTES)
     except (OSError, EOFError, zlib.error) as exc:
-        return f"corrupt gzip stream ({' '.join(str(exc).split())})"
+        return f"truncated or corrupt: the gzip stream breaks in the header ({' '.join(str(exc).split())})"
     expected = _nifti_expected_size(header)
     if isinstance(expected, str):
         return expected
