@@ -140,14 +140,16 @@ def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
 
     (out / "medvision_run.json").write_text(
         json.dumps(
-            strict({
-                "plugin_version": __version__,
-                "lmms_eval_version": lmms_version,
-                "argv": argv,
-                "global_settings": resolve_settings("medvision-eval run").to_record(),
-                "skipped": _read_skipped(out),
-                "exit_status": status,
-            }),
+            strict(
+                {
+                    "plugin_version": __version__,
+                    "lmms_eval_version": lmms_version,
+                    "argv": argv,
+                    "global_settings": resolve_settings("medvision-eval run").to_record(),
+                    "skipped": _read_skipped(out),
+                    "exit_status": status,
+                }
+            ),
             indent=2,
             allow_nan=False,
         )

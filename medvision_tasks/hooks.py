@@ -389,8 +389,9 @@ def generation_note(task: str, row: int) -> dict[str, Any]:
 def _aggregate(name: str, items: list[dict[str, Any]]) -> float:
     from medvision_metrics.reduce import reduce_metric
 
-    items = [dict(it, value=float(it["nonfinite"])) if isinstance(it, dict) and it.get("nonfinite") else it
-             for it in items]
+    items = [
+        dict(it, value=float(it["nonfinite"])) if isinstance(it, dict) and it.get("nonfinite") else it for it in items
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return reduce_metric(name, items)

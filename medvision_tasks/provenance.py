@@ -87,4 +87,3 @@ def row_source(
         out["path_remap"] = [list(pair) for pair in sources.path_remap]
     out["overrides"] = _override_fields(root, config, planner_version, sources)
     return out
-
