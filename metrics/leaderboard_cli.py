@@ -234,6 +234,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     sys.stdout.write(render(result, args.format, detail=args.detail))
+    if args.format not in ("text", "md"):  # those formats print the warnings themselves
+        for warning in result.get("warnings") or []:
+            print(f"warning: {warning}", file=sys.stderr)
     try:
         if args.out:
             written = write_outputs(result, args.out)

@@ -71,3 +71,14 @@ def test_strict_replaces_every_non_finite_value():
     json.dumps(out, allow_nan=False)
     with pytest.raises(ValueError):
         json.dumps(value, allow_nan=False)
+
+
+def test_json_format_prints_the_warnings_on_stderr(tmp_path, capsys):
+    from medvision_metrics.leaderboard_cli import main
+    from mv_records import write_samples
+
+    write_samples(tmp_path / "run" / "x_samples_medvision_tl.jsonl", _tl_records(f"{FORTY_DIGITS}, 20"))
+    assert main([str(tmp_path / "run"), "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    strict_loads(captured.out)
+    assert any(line.startswith("warning: ") and "non-finite error" in line for line in captured.err.splitlines())
