@@ -1007,6 +1007,15 @@ def _stored_official(ctx: _PlanContext, stored: dict[str, Any], remaps: tuple[tu
             }
         else:
             out["biometric_profile"] = _ad_profile(bio, cfg.slice_dim)
+        bio = out["biometric_profile"]
+        values = (
+            [bio["metric_value"]]
+            if cfg.family == "ad"
+            else [v for k, vs in bio.items() if k.startswith("metric_value") for v in vs]
+        )
+        _require_finite(values, "metric_value", where)
+    if "voxel_size" in out:
+        _require_finite(out["voxel_size"], "voxel_size", where)
     return out, image_rel
 
 

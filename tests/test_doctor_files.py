@@ -140,3 +140,16 @@ def test_non_finite_ground_truth_is_named_and_refused(kits, capsys, plan_name, f
     config = "KiTS23_BoxSize_Task01_Axial_Test" if plan_name == DET_PLAN else "KiTS23_TumorLesionSize_Task01_Axial_Test"
     with pytest.raises(PlanError, match=rf"{re.escape(field)} .* is not finite.*re-download the plan"):
         rows_for_config(kits.parents[1], config)
+
+
+def test_arrow_rows_with_non_finite_ground_truth_are_refused(fixture_root, tmp_path):
+    import datasets
+
+    from medvision_tasks.data import OFFICIAL_FIELDS, iter_arrow_rows
+
+    config = "KiTS23_TumorLesionSize_Task01_Axial_Test"
+    rows = [{k: r[k] for k in OFFICIAL_FIELDS if k in r} for r in rows_for_config(fixture_root, config)]
+    rows[1]["biometric_profile"]["metric_value_major_axis"] = [math.nan]
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / config))
+    with pytest.raises(PlanError, match=r"row 1: metric_value \[nan.*is not finite"):
+        list(iter_arrow_rows(fixture_root, config, tmp_path / config))
