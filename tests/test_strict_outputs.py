@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from e2e_utils import describe, read_records, results_json, run_medvision_eval, samples_files
+from e2e_utils import describe, read_records, results_json, run_lmms_eval, run_medvision_eval, samples_files
 
 from medvision_tasks.data import rows_for_config
 
@@ -90,3 +90,15 @@ def test_forty_digit_response_gives_a_warning_line(demo_outputs):
     assert len(lines) == 1 and "(1)" in lines[0], board.stdout
     data = json.loads((out / "board" / "leaderboard.json").read_text())
     assert any("non-finite error" in w for w in data["warnings"])
+
+
+def test_plain_lmms_eval_results_are_cleaned_by_the_task_hook(tmp_path):
+    """Without `medvision-eval run` the hook (on by default) cleans the results dict before lmms-eval saves it."""
+    task = "medvision_demo_detection_kits23_task01_axial"
+    proc = run_lmms_eval(
+        ["--model", "medvision_random", "--tasks", task, "--output_path", str(tmp_path), "--log_samples"]
+    )
+    assert proc.returncode == 0, describe(proc)
+    metrics = results_json(tmp_path)["results"][task]
+    assert "iou,none" in metrics and not [k for k in metrics if k.startswith("mv_record")]
+    assert read_records(samples_files(tmp_path)[task])  # the record stays in the samples file
