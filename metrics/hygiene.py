@@ -37,7 +37,7 @@ def strict(value: Any) -> Any:
         for key, item in value.items():
             if key == NONFINITE_KEY and isinstance(item, Mapping):
                 continue
-            out[key] = _strict_field(item, str(key), flags)
+            out[str(key)] = _strict_field(item, str(key), flags)
         if flags:
             out[NONFINITE_KEY] = flags
         return out
