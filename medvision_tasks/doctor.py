@@ -122,6 +122,8 @@ class Progress:
 
     def step(self, label: str) -> None:
         self.done += 1
+        if self.done != self.total and self.done % max(1, self.total // 500):
+            return  # at most about 500 redraws
         filled = self.width * self.done // self.total
         bar = "#" * filled + "." * (self.width - filled)
         self.stream.write(f"\r{self.title} [{bar}] {self.done}/{self.total} {label[:60]:<60}")
@@ -416,10 +418,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
 
     # files referenced by the rows: one list
     problems: dict[str, str] = {}
-    for report in listing:
-        for path in sorted(report.needed_files | report.other_files):
-            if path not in problems and (why := _file_problem(path)) is not None:
-                problems[path] = why
+    referenced = sorted({p for r in listing for p in r.needed_files | r.other_files})
+    progress = Progress(len(referenced), err, title="checking files")
+    for path in referenced:
+        progress.step(Path(path).name)
+        if (why := _file_problem(path)) is not None:
+            problems[path] = why
+    progress.close()
     if getattr(args, "full", False):
         volume_problems = _decode_all(listing, problems, allow_non_ras(), out, err)
         problems.update({p: "cannot be decoded (see Full decode)" for p in volume_problems if p not in problems})
