@@ -126,23 +126,32 @@ def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
         print(f"error: lmms-eval wrote no results under {out}; see the error above.", file=sys.stderr)
         status = 1
     out.mkdir(parents=True, exist_ok=True)
+    from .strict_results import clean_results_file
+
+    for path in results:
+        clean_results_file(path)
     try:
         from importlib.metadata import version
 
         lmms_version = version("lmms_eval")
     except Exception:
         lmms_version = None
+    from medvision_metrics.hygiene import strict
+
     (out / "medvision_run.json").write_text(
         json.dumps(
-            {
-                "plugin_version": __version__,
-                "lmms_eval_version": lmms_version,
-                "argv": argv,
-                "global_settings": resolve_settings("medvision-eval run").to_record(),
-                "skipped": _read_skipped(out),
-                "exit_status": status,
-            },
+            strict(
+                {
+                    "plugin_version": __version__,
+                    "lmms_eval_version": lmms_version,
+                    "argv": argv,
+                    "global_settings": resolve_settings("medvision-eval run").to_record(),
+                    "skipped": _read_skipped(out),
+                    "exit_status": status,
+                }
+            ),
             indent=2,
+            allow_nan=False,
         )
     )
     return status

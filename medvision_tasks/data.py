@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import os
 import re
 import zlib
@@ -288,6 +289,15 @@ def resolve_data_path(root: Path, dataset: str, value: str, field: str) -> tuple
     if candidate == ds_dir or not candidate.is_relative_to(ds_dir):
         raise PlanError(f"{field} {value!r} escapes the dataset folder {ds_dir}; fix the plan entry.")
     return candidate, candidate.relative_to(ds_dir).as_posix()
+
+
+def _require_finite(values: list[float], field: str, where: str) -> None:
+    """GT must be finite (after float16 rounding): refuse the row rather than score against NaN or inf."""
+    if not all(math.isfinite(v) for v in values):
+        raise PlanError(
+            f"{where}: {field} {values} is not finite (NaN or inf after float16 rounding); the plan's ground "
+            "truth is broken: re-download the plan, or fix or remove this entry."
+        )
 
 
 def _drop_axis(values: list[Any], slice_dim: int) -> list[Any]:
@@ -632,6 +642,7 @@ def _entry_rows(
         if filtering and ((n_clusters is not None and int(n_clusters) > 1) or (n_clusters is None and n_ellipses > 1)):
             stats.dropped_multi_cluster += 1
             return out
+        _require_finite(bio["metric_value_major_axis"] + bio["metric_value_minor_axis"], "metric_value", where)
         official = dict(
             case_fields, slice_idx=slice_idx, label=int(float(ctx.task["target_label"])), biometric_profile=bio
         )
@@ -643,6 +654,7 @@ def _entry_rows(
             if cfg.metric_token and bio["metric_type"] != cfg.metric_token.lower():
                 stats.dropped_metric_type += 1
                 continue
+            _require_finite([bio["metric_value"]], "metric_value", where)
             out.append(
                 _finish_row(ctx, dict(case_fields, slice_idx=slice_idx, biometric_profile=bio), image_rel, where)
             )
@@ -672,6 +684,7 @@ def iter_rows(
         info = case["image_file_info"]
         size3 = [int(np.uint16(v)) for v in info["array_size"]]
         voxel = [f16(v) for v in info["voxel_size"]]
+        _require_finite(voxel, "image_file_info.voxel_size", cwhere)
         case_fields: dict[str, Any] = {
             "dataset_name": cfg.dataset,
             "taskID": cfg.task_id,
@@ -703,7 +716,7 @@ def iter_rows(
 
 
 # ---------------------------------------------------------------------------------------- row cache
-ROW_CACHE_VERSION = "1"  # bump whenever flattening or the row schema changes
+ROW_CACHE_VERSION = "2"  # bump whenever flattening or the row schema changes
 
 
 @dataclass
@@ -994,6 +1007,15 @@ def _stored_official(ctx: _PlanContext, stored: dict[str, Any], remaps: tuple[tu
             }
         else:
             out["biometric_profile"] = _ad_profile(bio, cfg.slice_dim)
+        bio = out["biometric_profile"]
+        values = (
+            [bio["metric_value"]]
+            if cfg.family == "ad"
+            else [v for k, vs in bio.items() if k.startswith("metric_value") for v in vs]
+        )
+        _require_finite(values, "metric_value", where)
+    if "voxel_size" in out:
+        _require_finite(out["voxel_size"], "voxel_size", where)
     return out, image_rel
 
 

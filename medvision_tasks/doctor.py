@@ -30,12 +30,15 @@ from .data import (
     iter_rows,
     official_view,
     parse_config_name,
+    plan_inputs,
     plan_task,
     plan_versions,
     read_plan,
+    resolve_data_path,
     rows_identity_hash,
 )
 from .errors import PlanError, SettingsError, VolumeError
+from .integrity import FIX, file_problem
 from .settings import allow_non_ras, data_dir_from_env, resolve_settings
 
 DEFAULT_TASKS = ("medvision",)
@@ -83,6 +86,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", help="data root (default: MEDVISION_DATA_DIR)")
     parser.add_argument("--compare-arrow", metavar="DIR", help="folder of official save_to_disk folders per config")
     parser.add_argument("--sample-volumes", type=int, default=2, metavar="N", help="volumes decoded per dataset")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="decode every referenced volume (images and masks of Test and Train cases; slow, with a progress bar) "
+        "instead of the cheap checks plus --sample-volumes per dataset",
+    )
 
 
 def expand_tasks(names: list[str]) -> tuple[list[Subtask], list[str]]:
@@ -108,14 +117,17 @@ def expand_tasks(names: list[str]) -> tuple[list[Subtask], list[str]]:
 class Progress:
     """Plain-text progress bar on a stream (no dependency)."""
 
-    def __init__(self, total: int, stream: TextIO, width: int = 30) -> None:
+    def __init__(self, total: int, stream: TextIO, width: int = 30, title: str = "scanning") -> None:
         self.total, self.stream, self.width, self.done = max(total, 1), stream, width, 0
+        self.title = title
 
     def step(self, label: str) -> None:
         self.done += 1
+        if self.done != self.total and self.done % max(1, self.total // 500):
+            return  # at most about 500 redraws
         filled = self.width * self.done // self.total
         bar = "#" * filled + "." * (self.width - filled)
-        self.stream.write(f"\rscanning [{bar}] {self.done}/{self.total} {label[:60]:<60}")
+        self.stream.write(f"\r{self.title} [{bar}] {self.done}/{self.total} {label[:60]:<60}")
         self.stream.flush()
 
     def close(self) -> None:
@@ -124,17 +136,23 @@ class Progress:
 
 
 def _file_problem(path: str) -> str | None:
-    """Why a referenced file is unusable (missing, empty, not gzip), or None; reads two bytes at most."""
-    p = Path(path)
-    if not p.is_file():
-        return "missing"
-    if p.stat().st_size == 0:
-        return "empty"
-    if p.name.endswith(".gz"):
-        with open(p, "rb") as fh:
-            if fh.read(2) != b"\x1f\x8b":
-                return "not a gzip file"
-    return None
+    """Why a referenced file is unusable, from cheap checks (`integrity.file_problem`), or None."""
+    return file_problem(path)
+
+
+def _case_files(root: Path, config: str, settings: Any, sources: RowSources) -> set[str]:
+    """Every image, mask and landmark file of the config's plan task, Test and Train cases alike."""
+    cfg = parse_config_name(config)
+    inputs = plan_inputs(root, cfg, settings.planner_version)
+    task = plan_task(read_plan(inputs.plan_path), cfg.task_id, str(inputs.plan_path))
+    files: set[str] = set()
+    for split in ("test_cases", "train_cases"):
+        for i, case in enumerate(task.get(split) or []):
+            for key in PATH_FIELDS:
+                if isinstance(case, dict) and case.get(key):
+                    where = f"{inputs.plan_path} task {cfg.task_id} {split}[{i}] {key}"
+                    files.add(str(resolve_data_path(root, cfg.dataset, case[key], where)[0]))
+    return files
 
 
 def _scan_config(root: Path, report: ConfigReport, settings: Any, sources: RowSources) -> None:
@@ -162,6 +180,7 @@ def _scan_config(root: Path, report: ConfigReport, settings: Any, sources: RowSo
                 if evaluated and row["image_file"] not in report.first_images and len(report.first_images) < 8:
                     report.first_images.append(row["image_file"])
                 report.rows = n + 1
+        report.other_files |= _case_files(root, report.config, settings, sources)
     except (PlanError, VolumeError, SettingsError) as exc:
         report.error = str(exc)
         return
@@ -224,6 +243,51 @@ def _check_volumes(reports: list[ConfigReport], per_dataset: int, allow: bool, o
     for msg in problems.values():
         print(f"  {msg}", file=out)
     return problems
+
+
+def _decode_all(
+    reports: list[ConfigReport], problems: dict[str, str], allow: bool, out: TextIO, err: TextIO
+) -> dict[str, str]:
+    """`--full`: decode every referenced NIfTI volume (images and masks) that passed the cheap checks.
+
+    Prints the count, the time and the rate (volumes/s, MB/s of compressed files); returns {path: problem}.
+    """
+    import time
+
+    from .render import check_volume
+
+    paths = sorted(
+        {
+            p
+            for r in reports
+            if not r.error
+            for p in r.needed_files | r.other_files
+            if p.endswith((".nii", ".nii.gz")) and p not in problems
+        }
+    )
+    found: dict[str, str] = {}
+    progress = Progress(len(paths), err, title="decoding")
+    size = 0
+    started = time.perf_counter()
+    for path in paths:
+        progress.step(Path(path).name)
+        size += Path(path).stat().st_size
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                check_volume(path, allow_non_ras=allow)
+        except VolumeError as exc:
+            found[path] = str(exc)
+    progress.close()
+    seconds = max(time.perf_counter() - started, 1e-9)
+    print(
+        f"\nFull decode: {len(paths)} referenced volume(s), {size / 1e6:.1f} MB, in {seconds:.1f} s "
+        f"({len(paths) / seconds:.1f} volumes/s, {size / 1e6 / seconds:.1f} MB/s); {len(found)} with problems.",
+        file=out,
+    )
+    for msg in found.values():
+        print(f"  {msg}", file=out)
+    return found
 
 
 def _print_review(root: Path, reports: list[ConfigReport], ceiling: str, sources: RowSources, out: TextIO) -> None:
@@ -355,16 +419,23 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
 
     # files referenced by the rows: one list
     problems: dict[str, str] = {}
-    for report in listing:
-        for path in sorted(report.needed_files | report.other_files):
-            if path not in problems and (why := _file_problem(path)) is not None:
-                problems[path] = why
-    volume_problems = _check_volumes(listing, max(args.sample_volumes, 0), allow_non_ras(), out)
+    referenced = sorted({p for r in listing for p in r.needed_files | r.other_files})
+    progress = Progress(len(referenced), err, title="checking files")
+    for path in referenced:
+        progress.step(Path(path).name)
+        if (why := _file_problem(path)) is not None:
+            problems[path] = why
+    progress.close()
+    if getattr(args, "full", False):
+        volume_problems = _decode_all(listing, problems, allow_non_ras(), out, err)
+        problems.update({p: "cannot be decoded (see Full decode)" for p in volume_problems if p not in problems})
+    else:
+        volume_problems = _check_volumes(listing, max(args.sample_volumes, 0), allow_non_ras(), out)
     for report in listing:
         if report.error:
             continue
         bad = sorted(p for p in report.needed_files if p in problems) + sorted(
-            p for p in report.first_images if p in volume_problems
+            p for p in report.first_images if p in volume_problems and p not in problems
         )
         if bad:
             report.error = f"{len(bad)} referenced file(s) missing or unreadable (listed under Files)"
@@ -372,8 +443,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         needed = {p for r in listing for p in r.needed_files}
         print(f"\nFiles: {len(problems)} referenced file(s) missing or unreadable:", file=out)
         for path, why in sorted(problems.items()):
-            note = "" if path in needed else " (not read by the evaluated rows)"
+            note = "" if path in needed else " (mask, Train case or row past the cap: not read by the evaluated rows)"
             print(f"  {why}: {path}{note}", file=out)
+        print(f"  Fix: {FIX}.", file=out)
     else:
         n_files = len({p for r in listing for p in r.needed_files | r.other_files})
         print(f"\nFiles: all {n_files} referenced files present.", file=out)
@@ -424,10 +496,18 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     failed = [r for r in listing if r.error]
     n_failed = sum(len(r.subtasks) for r in failed) + len(unknown)
     n_total = len(real) + len(unknown)
+    needed_all = {p for r in listing for p in r.needed_files}
+    outside = sorted(p for p in problems if p not in needed_all)
     print(f"\nSummary: {n_total - n_failed} of {n_total} requested subtask(s) can run", file=out, end="")
     print(f"; {differ} config(s) differ from the Arrow build." if args.compare_arrow else ".", file=out)
+    if outside:
+        print(
+            f"{len(outside)} referenced file(s) outside the evaluated rows (masks, Train cases) are missing or "
+            f"unreadable, e.g. {outside[0]}; {FIX}.",
+            file=out,
+        )
     if failed:
         datasets = sorted({r.dataset for r in failed if r.dataset not in present})
         if datasets:
             print(f"Missing datasets: {', '.join(datasets)}; {DOWNLOAD_HINT}.", file=out)
-    return 1 if n_failed or differ else 0
+    return 1 if n_failed or differ or outside else 0

@@ -6,18 +6,22 @@ model -> `process_results` (parse, score, per-sample record) -> `aggregate_*` (p
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from pathlib import Path
 from typing import Any
 
-from medvision_metrics.scoring import MULTICLUSTER_FILE, ScoringSwitches, json_safe, score_sample
+from medvision_metrics.hygiene import strict
+from medvision_metrics.scoring import MULTICLUSTER_FILE, ScoringSwitches, score_sample
 
 from . import __version__
-from .data import rows_for_subtask
+from .data import RowSources, rows_for_subtask
 from .errors import PlanError, SettingsError
 from .geometry import stated_pixel_size
+from .integrity import check_referenced_files
 from .prompts import build_prompt, prompt_sha1
+from .provenance import row_source
 from .render import (
     hu_window_for,
     in_plane_spacing,
@@ -27,6 +31,7 @@ from .render import (
     to_rgb_image,
     volume_info,
 )
+from .runerrors import data_errors_end_run
 from .settings import Settings, active_model, allow_non_ras, data_dir_from_env, resolve_settings
 from .spacing import record_fields as spacing_record_fields
 from .spacing import scale_stated, scale_target, spacing_factor
@@ -69,7 +74,8 @@ def build_rows(stub: dict[str, Any]) -> list[dict[str, Any]]:
     root = resolve_data_root(stub.get("mv_data_root_kind", "real"))
     # Arrow rows (SPEC §1.6) when MEDVISION_ARROW_DIR/_MAP name the config, else plan rows through the row cache.
     demo = stub.get("mv_data_root_kind") == "demo"
-    rows = rows_for_subtask(root, stub["mv_config"], settings, use_arrow=not demo)
+    sources = RowSources.from_env()
+    rows = rows_for_subtask(root, stub["mv_config"], settings, sources, use_arrow=not demo)
     if not rows:
         raise PlanError(f"{root}: config {stub['mv_config']} has no rows after the filters; check the plan files.")
     missing = sorted({r["image_file"] for r in rows if not Path(r["image_file"]).is_file()})
@@ -83,19 +89,24 @@ def build_rows(stub: dict[str, Any]) -> list[dict[str, Any]]:
             f"{stub['mv_config']}: {len(missing)} file(s) referenced by the plan are missing under {root}:\n  "
             f"{shown}{more}\nRe-download the dataset or run `medvision-eval doctor --tasks {stub['mv_task']}`."
         )
+    check_referenced_files(rows, stub["mv_config"], stub["mv_task"])
     if settings.tl_remove_multicluster and stub["mv_family"] == "tl" and rows[0].get("mv_multicluster_listed") is None:
         raise PlanError(
             f"MEDVISION_TL_REMOVE_MULTICLUSTER=1 but {root}/Datasets/{rows[0]['dataset_name']}/"
             f"{MULTICLUSTER_FILE} is missing; add it (dataset release >= 1.1.0) "
             "or unset the switch."
         )
+    arrow = None if demo else sources.arrow_source(stub["mv_config"])
+    source = json.dumps(row_source(root, stub["mv_config"], settings.planner_version, sources, arrow))
     for r in rows:
+        r["mv_row_source"] = source
         r["mv_task"] = stub["mv_task"]
         r["mv_variant"] = stub.get("mv_variant") or {}
         r["mv_data_root_kind"] = stub.get("mv_data_root_kind", "real")
     return rows
 
 
+@data_errors_end_run
 def process_docs(dataset: Any) -> Any:
     """Replace the one-line stub split with the real rows of its config (SPEC §0.4)."""
     import datasets
@@ -129,6 +140,7 @@ def render_image(doc: dict[str, Any], settings: Settings) -> Any:
     return to_rgb_image(intensity_uint8(img, settings.intensity, window))
 
 
+@data_errors_end_run
 def doc_to_visual(doc: dict[str, Any]) -> list[Any]:
     """One RGB PIL image per row."""
     return [render_image(doc, settings_for(doc))]
@@ -207,6 +219,7 @@ def prompt_and_geometry(
     return text, record
 
 
+@data_errors_end_run
 def doc_to_text(doc: dict[str, Any], lmms_eval_specific_kwargs: dict[str, Any] | None = None) -> str:
     """The v1 or CoT prompt of SPEC §3, with the pixel size the model will perceive."""
     return prompt_and_geometry(doc, lmms_eval_specific_kwargs)[0]
@@ -307,12 +320,13 @@ def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
         "data_root_kind": doc.get("mv_data_root_kind", "real"),
         "multi_instance": bool(doc.get("mv_multi_instance", False)),
         "plan_version": doc.get("mv_plan_version"),
+        "row_source": json.loads(doc["mv_row_source"]) if doc.get("mv_row_source") else None,
         "plugin_version": __version__,
     }
     if (spacing := spacing_record_fields(doc)) is not None:
         record["spacing"] = spacing
     out = metric_entries(family, scored["metrics"], scored["success"], scored["excluded"])
-    out["mv_record"] = json_safe(record)
+    out["mv_record"] = strict(record)  # strict JSON: NaN -> null, inf -> null + nonfinite flag
     return out
 
 
@@ -336,9 +350,13 @@ def metric_entries(family: str, metrics: dict[str, Any], success: bool, excluded
     out = {}
     for name, source in METRIC_SOURCES[family].items():
         value = float(success) if source is None else metrics.get(source)
-        if isinstance(value, float) and math.isnan(value):
-            value = None
-        out[name] = {"value": value, "success": bool(success), "excluded": bool(excluded)}
+        entry: dict[str, Any] = {"value": value, "success": bool(success), "excluded": bool(excluded)}
+        if isinstance(value, float) and not math.isfinite(value):
+            # strict JSON in the samples file; `_aggregate` restores an infinity from the flag
+            entry["value"] = None
+            if not math.isnan(value):
+                entry["nonfinite"] = "inf" if value > 0 else "-inf"
+        out[name] = entry
     return out
 
 
@@ -359,6 +377,9 @@ def generation_note(task: str, row: int) -> dict[str, Any]:
 def _aggregate(name: str, items: list[dict[str, Any]]) -> float:
     from medvision_metrics.reduce import reduce_metric
 
+    items = [
+        dict(it, value=float(it["nonfinite"])) if isinstance(it, dict) and it.get("nonfinite") else it for it in items
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return reduce_metric(name, items)

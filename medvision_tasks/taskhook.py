@@ -90,11 +90,11 @@ def patch_task_manager(module: Any) -> bool:
         def match_tasks(self: Any, task_list: Any, *args: Any, **kwargs: Any) -> Any:
             names = match(self, task_list, *args, **kwargs)
             from .preflight import preflight
+            from .runerrors import data_errors_end_run
 
-            skipped = preflight([n for n in names if isinstance(n, str)])
+            skipped = data_errors_end_run(preflight)([n for n in names if isinstance(n, str)])
             setattr(self, _SKIPPED_ATTR, set(skipped))
-            if skipped:
-                _patch_results_recorder()
+            _patch_results_recorder()  # records skipped subtasks; cleans our part of the results (strict_results)
             return names
 
         setattr(match_tasks, _MARK, True)
@@ -112,8 +112,9 @@ def _skipped_for(manager_self: Any, names: list[str]) -> set[str]:
         if not skip_missing():
             return set()
         from .preflight import preflight
+        from .runerrors import data_errors_end_run
 
-        skipped = set(preflight(names))
+        skipped = set(data_errors_end_run(preflight)(names))
         setattr(manager_self, _SKIPPED_ATTR, skipped)
     return skipped
 
@@ -170,7 +171,8 @@ def _patch_skip_filters(manager: Any) -> None:
 
 
 def _patch_results_recorder() -> None:
-    """Wrap `lmms_eval.evaluator.simple_evaluate` (called by the CLI after match_tasks) to record skipped tasks."""
+    """Wrap `lmms_eval.evaluator.simple_evaluate` (called by the CLI after match_tasks) to record skipped tasks
+    and to clean the MedVision part of the results (`strict_results.clean_results`)."""
     evaluator = sys.modules.get("lmms_eval.evaluator")
     simple_evaluate = getattr(evaluator, "simple_evaluate", None)
     if simple_evaluate is None:
@@ -186,6 +188,10 @@ def _patch_results_recorder() -> None:
     def recording_simple_evaluate(*args: Any, **kwargs: Any) -> Any:
         results = simple_evaluate(*args, **kwargs)
         from .preflight import record_skipped, skipped_subtasks
+        from .strict_results import clean_results
+
+        if isinstance(results, dict):
+            clean_results(results)
 
         if isinstance(results, dict) and skipped_subtasks():
             output_path = getattr(kwargs.get("evaluation_tracker"), "output_path", None)

@@ -29,6 +29,7 @@ from typing import Any
 from .bootstrap import DEFAULT_CI_ITERATIONS, DEFAULT_CI_SEED, FamilySamples, bootstrap_model, check_ci_level
 from .boxsize import DEFAULT_BOXSIZE_DRAWS, DEFAULT_BOXSIZE_SEED, boxsize_analysis
 from .errors import RecordError
+from .hygiene import check_row_sources, drop_warnings
 from .labels import (
     UNKNOWN_LABEL_POLICIES,
     ad_label_key,
@@ -1011,6 +1012,7 @@ def _build(records: list[dict[str, Any]], opts: LeaderboardOptions) -> dict[str,
         if not isinstance(record, dict) or SOURCE_FIELD not in record:  # load_records validated the others
             validate_record(record, f"record {index}")
     _refuse(records, opts)
+    check_row_sources(records, opts.allow_mixed, warnings)
     # spacing variants (docs/spacing-test.md) share configs with their base subtasks: kept out of Tables 2-4
     variants = [r for r in records if is_spacing_record(r)]
     records = [r for r in records if not is_spacing_record(r)]
@@ -1055,6 +1057,8 @@ def _build(records: list[dict[str, Any]], opts: LeaderboardOptions) -> dict[str,
         details["ad_labels"].extend(ad_details)
         models.append(_model_summary(model_key, items, families))
         _count_warnings(model_key, items, det_rows + tl_rows + ad_rows, families, opts, warnings)
+        own = {"detection_regions": det_details, "tl_labels": tl_details, "ad_labels": ad_details}
+        warnings.extend(drop_warnings(model_key, own, families, keys_by_family))
     _version_warning(records, warnings)
 
     for table, group_order in (

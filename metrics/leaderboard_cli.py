@@ -93,7 +93,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="allow_mixed",
         action="store_true",
         help="accept several settings_ids in one model and different annotation versions, data/image settings "
-        "or scoring switches in one table (numbers then not comparable)",
+        "or scoring switches in one table, and records of one config built from different rows (plan file, "
+        "Arrow build, plan overrides); numbers then not comparable",
     )
     parser.add_argument("--allow-multi-instance", action="store_true", help="accept multi-instance rows")
     parser.add_argument(
@@ -238,6 +239,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     sys.stdout.write(render(result, args.format, detail=args.detail))
+    if args.format not in ("text", "md"):  # those formats print the warnings themselves
+        for warning in result.get("warnings") or []:
+            print(f"warning: {warning}", file=sys.stderr)
     try:
         if args.out:
             written = write_outputs(result, args.out)

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .hygiene import strict
 from .reference import PAPER_COLUMNS, PAPER_HEADLINE_COUNTS, load_paper_table
 
 FORMATS: tuple[str, ...] = ("text", "md", "csv", "latex", "json")
@@ -584,18 +585,8 @@ def _render_latex(result: Mapping[str, Any], sections: list[_Section]) -> str:
 
 
 def to_json(result: Mapping[str, Any]) -> str:
-    """``json.dumps`` of the result with NaN written as ``null`` (infinities stay ``Infinity``)."""
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, float) and math.isnan(value):
-            return None
-        if isinstance(value, Mapping):
-            return {k: clean(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [clean(v) for v in value]
-        return value
-
-    return json.dumps(clean(result), indent=2, ensure_ascii=False) + "\n"
+    """Strict JSON of the result: NaN as ``null``, an infinity as ``null`` plus ``nonfinite`` (``hygiene.strict``)."""
+    return json.dumps(strict(result), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def render(result: Mapping[str, Any], fmt: str, detail: bool = False) -> str:

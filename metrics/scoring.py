@@ -7,7 +7,6 @@ the two can never disagree. Pure Python; the constants the rules use live here.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,19 +21,6 @@ FAMILY_K: dict[str, int] = {"detection": 4, "tl": 2, "ad": 1}
 AD_NEAR_ZERO_GT_THRESHOLD = 0.1
 # The T/L multi-cluster list of a dataset folder (dataset release >= 1.1.0; `tl_remove_multicluster`).
 MULTICLUSTER_FILE = "multi_cluster_samples_v1.0.0_to_v1.1.0.json"
-
-
-def json_safe(value: Any, *, keep_inf: bool = False) -> Any:
-    """A copy that strict JSON accepts: numpy scalars to Python, NaN (and inf unless `keep_inf`) to None."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v, keep_inf=keep_inf) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v, keep_inf=keep_inf) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and (math.isnan(value) or (math.isinf(value) and not keep_inf)):
-        return None
-    return value
 
 
 @dataclass(frozen=True)

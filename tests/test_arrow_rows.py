@@ -67,6 +67,10 @@ def test_arrow_docs_equal_plan_docs(fixture_root, arrow_dir, monkeypatch):
             m.setenv("MEDVISION_ARROW_DIR", str(arrow_dir))
             m.setenv("MEDVISION_PATH_REMAP", f"/elsewhere=/nowhere;{BUILDER}={fixture_root}")
             arrow_docs = hooks.build_rows(_stub(config, "t_arrow"))
+        sources = {json.loads(doc.pop("mv_row_source"))["kind"] for doc in plan_docs} | {
+            json.loads(doc.pop("mv_row_source"))["kind"] + "-arrow-side" for doc in arrow_docs
+        }
+        assert sources == {"plan", "arrow-arrow-side"}, sources  # provenance says where each row came from
         for doc in plan_docs + arrow_docs:
             doc.pop("mv_task")
         assert arrow_docs == plan_docs, config

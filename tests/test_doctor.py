@@ -88,20 +88,21 @@ def test_missing_files_and_non_ras_volumes(fixture_root, tmp_path, capsys, monke
     ds = tmp_path / "Datasets" / "KiTS23"
     shutil.copytree(fixture_root / "Datasets" / "KiTS23", ds)
     (ds / "Images" / "kits23_000.nii.gz").unlink()
-    (ds / "Masks" / "kits23_002.nii.gz").unlink()  # a train mask: listed, not blocking
+    (ds / "Masks" / "kits23_002.nii.gz").unlink()  # a train mask: listed, exit 1, the subtasks can still run
     (ds / "Landmarks-Label2-v1.0.0" / "kits23_001.json.gz").write_bytes(b"{}")  # not gzip
     las = ds / "Images" / "kits23_001.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((14, 12, 11), np.int16), np.diag([-1.0, 1.0, 1.0, 1.0])), las)
     code, out, _ = doctor(capsys, "--root", str(tmp_path), "--tasks", KITS_TL, KITS_DET)
     assert code == 1
-    assert "Files: 2 referenced file(s) missing or unreadable:" in out
+    assert "Files: 3 referenced file(s) missing or unreadable:" in out
     assert re.search(r"missing: .*Images/kits23_000\.nii\.gz\n", out)
     assert re.search(r"not a gzip file: .*Landmarks-Label2-v1\.0\.0/kits23_001\.json\.gz\n", out)
-    assert "kits23_002" not in out  # Test subtasks never read train files
+    assert re.search(r"missing: .*Masks/kits23_002\.nii\.gz \(mask, Train case", out)  # checked, not read
     assert re.search(r"kits23_001\.nii\.gz: orientation LAS is not RAS\+", out)
     assert re.search(r"FAIL  medvision_tl_kits23_task01_axial .*: 3 referenced file\(s\) missing or unreadable", out)
     assert "Summary: 0 of 2 requested subtask(s) can run." in out
     shutil.copy(fixture_root / "Datasets/KiTS23/Images/kits23_000.nii.gz", ds / "Images")
+    shutil.copy(fixture_root / "Datasets/KiTS23/Masks/kits23_002.nii.gz", ds / "Masks")
     monkeypatch.setenv("MEDVISION_ALLOW_NON_RAS", "1")
     code, out, _ = doctor(capsys, "--root", str(tmp_path), "--tasks", KITS_DET)
     assert code == 0 and "orientation LAS is not RAS+ (allowed by MEDVISION_ALLOW_NON_RAS)" in out

@@ -232,13 +232,19 @@ def png_bytes(image: Image.Image, compress_level: int = 1) -> bytes:
     """Lossless PNG of `image`, fast: zlib level `compress_level`, and grey-level "L" when R == G == B.
 
     A grey "L" PNG decodes, after `.convert("RGB")`, to exactly the pixels of the RGB original; MedVision
-    slices are grey rendered as RGB, so this cuts the bytes to encode by about three.
+    slices are grey rendered as RGB, so this cuts the bytes to encode by about three. 8-bit grey and RGB go
+    through `fastpng.encode_png` (no per-row filter search, run-length deflate); other modes through Pillow.
     """
+    from .fastpng import encode_png
+
     if image.mode == "RGB":
         pixels = np.asarray(image)
         if np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 0], pixels[..., 2]):
-            image = Image.fromarray(np.ascontiguousarray(pixels[..., 0]), mode="L")
-    elif image.mode not in _PNG_MODES:
+            return encode_png(np.ascontiguousarray(pixels[..., 0]), compress_level)
+        return encode_png(pixels, compress_level)
+    if image.mode == "L":
+        return encode_png(np.asarray(image), compress_level)
+    if image.mode not in _PNG_MODES:
         image = image.convert("RGB")
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=compress_level)

@@ -25,13 +25,17 @@ from ..errors import AdapterConfigError
 from . import GenRequest, GenResult
 from ._common import Option, Sampling, data_url_part, read_options, read_sampling, to_chat_messages
 
+DEFAULT_TIMEOUT_S = 180.0
+CONNECT_TIMEOUT_S = 10.0  # an unreachable server fails fast whatever `timeout` is
 OPENAI_OPTIONS: dict[str, Option] = {
     "base_url": Option("str", None, nullable=True),
     "api_key_env": Option("str", "OPENAI_API_KEY"),
     "served_name": Option("str", None, nullable=True),
     "num_concurrent": Option("int", 4, minimum=1),
     "max_retries": Option("int", 5, minimum=0),
-    "timeout": Option("float", 600.0, minimum=0.001),
+    # seconds to wait for one answer (a hung connection frees its worker after this, then is retried);
+    # raise it (timeout=600) for long chain-of-thought answers from a slow server
+    "timeout": Option("float", DEFAULT_TIMEOUT_S, minimum=0.001),
     "png_compress_level": Option("int", 1, minimum=0, maximum=9),
 }
 BASE_URL_ENV = "OPENAI_API_BASE"
@@ -93,7 +97,10 @@ class OpenAIBackend:
         self._random = random.Random()
         self._lock = threading.Lock()
         self.retries = 0  # retries made by the last `generate`, for logs and tests
-        self._client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=opts["timeout"], max_retries=0)
+        import httpx  # an openai dependency
+
+        timeout = httpx.Timeout(opts["timeout"], connect=min(CONNECT_TIMEOUT_S, opts["timeout"]))
+        self._client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
         logger.info(
             self.scrub(
                 f"backend=openai: {base_url} model={self.served_name} num_concurrent={self.num_concurrent} "
