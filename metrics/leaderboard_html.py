@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -107,3 +109,17 @@ def leaderboard_html(result: Mapping[str, Any], viewer_href: str = "viewer/index
         out.append("</table>")
     out.append("</body></html>\n")
     return "".join(out)
+
+
+def default_viewer_href(out_dir: str | Path, paths: Sequence[str | Path]) -> str:
+    """Relative link from `out_dir` to the viewer `medvision-eval view` writes by default (`<first run>/viewer`)."""
+    first = Path(paths[0]) if paths else Path(".")
+    viewer = (first if first.is_dir() or not first.suffix else first.parent) / "viewer" / "index.html"
+    return Path(os.path.relpath(viewer.resolve(), Path(out_dir).resolve())).as_posix()
+
+
+def write_leaderboard_html(result: Mapping[str, Any], out_dir: str | Path, paths: Sequence[str | Path]) -> Path:
+    """Write `leaderboard.html` into `out_dir`, linking to the default viewer of the first run."""
+    target = Path(out_dir) / "leaderboard.html"
+    target.write_text(leaderboard_html(result, default_viewer_href(out_dir, paths)), encoding="utf-8")
+    return target
