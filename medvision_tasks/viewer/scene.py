@@ -89,7 +89,8 @@ def relative_box(frame: Frame, box: list[float]) -> list[float]:
     """Display outline of a relative box [x_min, y_min, x_max, y_max] (origin lower-left, docs/reference.md §3.5)."""
     x0, y0, x1, y1 = (float(v) for v in box)
     h, w = frame.src_h, frame.src_w
-    return frame.cell_box((1.0 - y1) * h, x0 * w, (1.0 - y0) * h, x1 * w)
+    # pixel indices, rounded to 1e-6 so that float noise of the division in the GT formula does not show
+    return frame.cell_box(round((1.0 - y1) * h, 6), round(x0 * w, 6), round((1.0 - y0) * h, 6), round(x1 * w, 6))
 
 
 # --------------------------------------------------------------------------------------- landmarks
