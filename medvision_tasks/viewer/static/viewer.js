@@ -49,6 +49,8 @@ var MV = (function () {
     FILTERS.forEach(function (f) {
       var select = $("f-" + f[0]);
       var seen = {};
+      if (f[0] === "parse") { seen = { parsed: true, failed: true }; }
+      if (f[0] === "excluded") { seen = { no: true, yes: true }; }
       state.rows.forEach(function (r) { seen[value(r, f[0])] = true; });
       select.textContent = "";
       select.appendChild(el("option", { value: "" }, "all"));
