@@ -122,8 +122,8 @@ var MV = (function () {
     return value(row, key);
   }
 
-  var COLUMNS = [["model", "model"], ["family", "family"], ["task", "subtask"], ["dataset", "dataset"],
-    ["label", "label"], ["row", "row"], ["slice", "slice"], ["parse", "parse"], ["excluded", "excl."]]
+  var COLUMNS = [["model", "model"], ["family", "family"], ["task", "subtask"], ["label", "label"], ["row", "row"],
+    ["parse", "parse"], ["excluded", "excl."]]
     .concat(METRICS.map(function (m) { return [m, m]; }));
 
   function drawHead() {
@@ -149,7 +149,9 @@ var MV = (function () {
       var tr = el("tr", { "data-sid": r.i });
       if (!r.ok) { tr.className = "failed"; }
       if (r.i === state.current) { tr.className += " selected"; }
-      [r.m, r.f, r.t, r.d, r.l === null ? "" : r.l, r.r, r.s].forEach(function (v) { tr.appendChild(el("td", null, v)); });
+      [r.m, r.f, r.t.replace(/^medvision_/, ""), r.l === null ? "" : r.l, r.r].forEach(function (v) {
+        tr.appendChild(el("td", { title: String(v) }, v));
+      });
       tr.appendChild(el("td", { "class": "parse" }, r.ok ? "parsed" : "failed"));
       tr.appendChild(el("td", null, r.x ? "yes" : ""));
       METRICS.forEach(function (m) { tr.appendChild(el("td", { "class": "num" }, r.mt && m in r.mt ? fmt(r.mt[m]) : "")); });
