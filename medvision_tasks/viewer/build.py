@@ -54,6 +54,7 @@ class BuildSummary:
     files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     malformed: int = 0
+    report: LoadReport | None = None
 
 
 def parse_images_option(text: str) -> int | str:
@@ -301,7 +302,10 @@ def build_viewer(
     bar = Progress(len(selected), "rendering images", progress and images == "all")
 
     table: list[dict[str, Any]] = []
-    chunks: list[dict[str, Any]] = []
+    # details are chunked in sample order, so every model's answer to one sample sits in the same file
+    order = sorted(range(len(report.entries)), key=lambda i: (sample_key(report.entries[i].record), i))
+    chunk_of = {index: rank // CHUNK for rank, index in enumerate(order)}
+    chunks: list[dict[str, Any]] = [{} for _ in range((len(order) + CHUNK - 1) // CHUNK)]
     written_images: dict[str, str | None] = {}
     image_notes: dict[str, str] = {}
     failures = 0
@@ -328,9 +332,7 @@ def build_viewer(
         else:
             image_note = "not pre-rendered (the default selection; rebuild with --images all, or use --serve)"
         detail["image"], detail["image_note"] = image, image_note
-        chunk = index // CHUNK
-        if chunk == len(chunks):
-            chunks.append({})
+        chunk = chunk_of[index]
         chunks[chunk][entry.sid] = detail
         record = entry.record
         table.append(
@@ -376,4 +378,5 @@ def build_viewer(
         files=files,
         warnings=report.warnings,
         malformed=report.malformed_total,
+        report=report,
     )

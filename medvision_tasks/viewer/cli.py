@@ -64,11 +64,10 @@ def run(args: argparse.Namespace) -> int:
     print(index.resolve().as_uri())
     if not args.serve:
         return 0
-    from .load import load_samples
     from .serve import make_server
 
-    builder = Builder(load_samples(args.paths), summary.out,
-                      Path(args.data_root).expanduser() if args.data_root else None)  # fmt: skip
+    assert summary.report is not None
+    builder = Builder(summary.report, summary.out, Path(args.data_root).expanduser() if args.data_root else None)
     server = make_server(summary.out, builder, args.port)
     host, port = server.server_address[:2]
     print(f"serving http://{host}:{port}/ (Ctrl-C to stop)", flush=True)

@@ -20,6 +20,7 @@ import gzip
 import json
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -94,11 +95,16 @@ def relative_box(frame: Frame, box: list[float]) -> list[float]:
 
 
 # --------------------------------------------------------------------------------------- landmarks
-def _read_json_gz(path: Path) -> Any:
-    raw = path.read_bytes()
+@lru_cache(maxsize=256)
+def _read_json_gz_cached(path: str, mtime_ns: int) -> Any:
+    raw = Path(path).read_bytes()
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
     return json.loads(raw)
+
+
+def _read_json_gz(path: Path) -> Any:
+    return _read_json_gz_cached(str(path), path.stat().st_mtime_ns)
 
 
 def slice_landmarks(path: Path, slice_dim: int, slice_idx: int) -> Any:

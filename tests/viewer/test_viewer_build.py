@@ -253,3 +253,33 @@ def test_serve_binds_localhost_and_refuses_outside_paths(demo_runs, tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_view_serve_cli_binds_localhost(demo_runs, tmp_path):
+    """The real console script with --serve: prints a 127.0.0.1 address, serves the page, refuses the rest."""
+    import subprocess
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    proc = subprocess.Popen(
+        [str(bin_dir / "medvision-eval"), "view", str(demo_runs / "prior"), "--out", str(tmp_path / "v"),
+         "--images", "none", "--serve", "--port", "0"],  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = ""
+        for _ in range(5):
+            line = proc.stdout.readline()
+            if line.startswith("serving "):
+                break
+        assert line.startswith("serving http://127.0.0.1:"), line
+        base = line.split()[1].rstrip("/")
+        assert _get(base + "/index.html")[0] == 200
+        assert _get(base + "/../../etc/passwd")[0] == 404
+        assert _get(base + "/render/ffffffffffffffff.png")[0] == 404
+        assert _get(base + "/render/x.png")[0] == 400
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -6,6 +6,7 @@
 var MV = (function () {
   var COLORS = { gt: "#00ff00", pred: "#ff00ff", minor: "#00ffff", point: "#ffff00" };
   var PAGE = 50;
+  var MAX_PEERS = 12;
   var METRICS = ["iou", "f1", "precision", "recall", "mae_coord", "mae", "mre"];
   var FILTERS = [
     ["model", "m"], ["family", "f"], ["task", "t"], ["dataset", "d"], ["label", "l"], ["parse", "ok"], ["excluded", "x"]
@@ -185,6 +186,7 @@ var MV = (function () {
     if (index >= 0) { state.page = Math.floor(index / PAGE); }
     drawTable();
     var peers = $("side-by-side").checked ? (state.bySample[row.sk] || [row]) : [row];
+    peers = [row].concat(peers.filter(function (p) { return p.i !== row.i; }).slice(0, MAX_PEERS - 1));
     var needed = {};
     peers.forEach(function (p) { needed[p.c] = true; });
     var chunks = Object.keys(needed);
@@ -229,6 +231,11 @@ var MV = (function () {
     var ordered = [row].concat(peers.filter(function (p) { return p.i !== row.i; }));
     ordered.forEach(function (p) { cards.appendChild(card(state.chunks[p.c][p.i], p.i === row.i)); });
     box.appendChild(cards);
+    var all = (state.bySample[row.sk] || []).length;
+    if (all > ordered.length) {
+      box.appendChild(el("p", { "class": "hint" }, (all - ordered.length) + " more model(s) answered this sample; " +
+        "filter by model to see them"));
+    }
   }
 
   function unitOf(d) {
