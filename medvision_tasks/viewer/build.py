@@ -241,7 +241,8 @@ class Builder:
         record = entry.record
         frame = display_frame(record)
         doc, note = (None, None)
-        need_doc = want_doc or (entry.logged_prompt is None)
+        # T/L and A/D overlays come from the landmark files, so their row is read even without an image
+        need_doc = want_doc or entry.logged_prompt is None or record.get("family") in ("tl", "ad")
         if need_doc:
             doc, note = self.doc_for(entry)
         text, source = self.prompt(entry, doc, note)

@@ -6,7 +6,8 @@ Coordinates of the shapes are display pixels with the origin at the top-left cor
 
 * **Display frame.** Detection: the rendered slice (native, or N x N for a resolution variant).
   T/L and A/D: the canvas the prompt stated (geometry `canvas`), with the rendered slice resized (bilinear)
-  to the geometry `content` and centred in it when a rule pads.
+  to the geometry `content` and centred in it when a rule pads (top-left for `mllama_tiles`, which pads
+  right and bottom).
 * **Boxes.** A relative coordinate indexes a pixel of the original slice (GT `max_coords` are inclusive
   pixel indices, docs/reference.md §5.1), so a box covers the cells from its min to its max index: the
   drawn GT box is the outline of exactly the mask's bounding pixels.
@@ -79,7 +80,9 @@ def display_frame(record: dict[str, Any]) -> Frame:
     if isinstance(geometry, dict) and geometry.get("canvas") and geometry.get("content"):
         ch, cw = (int(v) for v in geometry["canvas"])
         nh, nw = (int(v) for v in geometry["content"])
-        return Frame(cw, ch, h0, w0, (cw - nw) / 2, (ch - nh) / 2, nw, nh)
+        if str(geometry.get("rule")) == "mllama_tiles":  # Mllama pads right and bottom
+            return Frame(cw, ch, h0, w0, 0.0, 0.0, nw, nh)
+        return Frame(cw, ch, h0, w0, (cw - nw) // 2, (ch - nh) // 2, nw, nh)
     reshape = (record.get("settings") or {}).get("reshape")
     if reshape:
         return Frame(int(reshape), int(reshape), h0, w0)

@@ -283,3 +283,19 @@ def test_view_serve_cli_binds_localhost(demo_runs, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_padded_canvas_centres_the_content(demo_runs):
+    """A rule that pads (content inside a larger canvas): image = canvas, content centred, points follow it."""
+    record = json.loads(json.dumps(_records(demo_runs, "tl")[0]))
+    h, w = record["image_size_2d"]
+    doc, _ = RowSource(None).doc(record)
+    native = overlay(record, display_frame(record), doc)["points"]
+    record["geometry"].update(rule="clip336_pad", canvas=[336, 336], content=[2 * h, 2 * w])
+    frame = display_frame(record)
+    image = np.asarray(render_display(record, doc, frame))
+    assert image.shape[:2] == (336, 336)
+    off_y, off_x = (336 - 2 * h) // 2, (336 - 2 * w) // 2
+    assert image[: off_y - 1].max() == 0 and image[:, : off_x - 1].max() == 0  # the padding is black
+    for name, (x, y) in native.items():
+        assert overlay(record, frame, doc)["points"][name] == [2 * x + off_x, 2 * y + off_y]
