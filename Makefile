@@ -38,3 +38,4 @@ yaml: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_render.py
 	$(BIN)/python benchmarks/bench_leaderboard.py
+	$(BIN)/python benchmarks/bench_viewer.py

@@ -169,16 +169,6 @@ def copy_static(out: Path) -> list[str]:
     return written
 
 
-def _round(value: Any) -> Any:
-    if isinstance(value, float):
-        return round(value, 6) if math.isfinite(value) else None
-    if isinstance(value, list):
-        return [_round(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _round(v) for k, v in value.items()}
-    return value
-
-
 def _js(call: str, payload: Any) -> str:
     text = json.dumps(payload, ensure_ascii=True, separators=(",", ":"), allow_nan=True)
     return f"{call}{text});\n" if call.endswith(",") else f"{call}({text});\n"
@@ -252,7 +242,7 @@ class Builder:
                   "label_name", "image_file_rel", "image_size_2d", "modality", "metric_type", "metric_key", "target",
                   "parsed", "success", "metrics", "excluded", "exclusion_reason", "truncated", "generation_error",
                   "geometry", "settings_id", "data_root_kind")  # fmt: skip
-        item = {k: _round(record.get(k)) for k in fields}
+        item = {k: record.get(k) for k in fields}  # records are JSON-clean already (NaN written as null)
         item.update(
             sid=entry.sid,
             model=entry.model,
@@ -264,7 +254,7 @@ class Builder:
             prompt_sha1=record.get("prompt_sha1"),
             response=record.get("response") or "",
             failure=failure_reason(record),
-            overlay=_round(overlay(record, frame, doc)),
+            overlay=overlay(record, frame, doc),
             source=f"{entry.source}:{entry.line}",
         )
         return item, doc, note
@@ -300,7 +290,8 @@ def build_viewer(
     _prepare_output(out_dir, force)
     builder = Builder(report, out_dir, data_root)
     selected = select_images(report.entries, images, seed)
-    bar = Progress(len(selected), "rendering images", progress and images == "all")
+    distinct = {image_key(e.record, display_frame(e.record)) for e in report.entries if e.sid in selected}
+    bar = Progress(len(distinct), "rendering images", progress and images == "all")
 
     table: list[dict[str, Any]] = []
     # details are chunked in sample order, so every model's answer to one sample sits in the same file
@@ -347,7 +338,7 @@ def build_viewer(
                 "ok": bool(record.get("success")),
                 "x": bool(record.get("excluded")),
                 "k": entry.table_key,
-                "mt": _round(record.get("metrics") or {}),
+                "mt": record.get("metrics") or {},
                 "r": record.get("row"),
                 "s": record.get("slice_idx"),
                 "c": chunk,

@@ -203,13 +203,17 @@ class RowSource:
     def __init__(self, data_root: Path | None) -> None:
         self.data_root = data_root
         self._rows: dict[tuple[str, str, str], list[dict[str, Any]] | str] = {}
+        self._demo_root: Path | None = None
+        self._settings: dict[str, Settings] = {}
 
     def root_for(self, record: dict[str, Any]) -> Path | str:
         """The data root of a record, or the reason there is none."""
         if record.get("data_root_kind") == "demo":
-            from ..demo import ensure_demo_root
+            if self._demo_root is None:
+                from ..demo import ensure_demo_root
 
-            return ensure_demo_root()
+                self._demo_root = ensure_demo_root()
+            return self._demo_root
         if self.data_root is not None:
             return self.data_root
         from ..settings import data_dir_from_env
@@ -225,8 +229,11 @@ class RowSource:
         where = f"{record.get('dataset')}/{record.get('image_file_rel')}"
         if isinstance(root, str):
             return None, f"{MISSING}: {where} ({root})"
-        settings = settings_from_record(record)
-        key = (str(root), str(record["config"]), settings.settings_id)
+        blob = json.dumps(record.get("settings") or {}, sort_keys=True)
+        if blob not in self._settings:
+            self._settings[blob] = settings_from_record(record)
+        settings = self._settings[blob]
+        key = (str(root), str(record["config"]), blob)
         if key not in self._rows:
             from ..data import rows_for_subtask
 

@@ -299,3 +299,13 @@ def test_padded_canvas_centres_the_content(demo_runs):
     assert image[: off_y - 1].max() == 0 and image[:, : off_x - 1].max() == 0  # the padding is black
     for name, (x, y) in native.items():
         assert overlay(record, frame, doc)["points"][name] == [2 * x + off_x, 2 * y + off_y]
+
+
+def test_images_all_shows_a_progress_bar_and_bad_counts_are_refused(demo_runs, tmp_path):
+    proc = run_medvision_eval(["view", str(demo_runs / "prior"), "--out", str(tmp_path / "v"), "--images", "all"])
+    assert proc.returncode == 0, describe(proc)
+    assert "rendering images [" in proc.stderr
+    n_images = len(list((tmp_path / "v" / "images").glob("*.png")))
+    assert f"{n_images} images (0 unavailable)" in proc.stderr and f"{n_images}/{n_images}" in proc.stderr
+    proc = run_medvision_eval(["view", str(demo_runs / "prior"), "--out", str(tmp_path / "w"), "--images", "-3"])
+    assert proc.returncode == 2 and "--images '-3'" in proc.stderr
