@@ -39,3 +39,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_render.py
 	$(BIN)/python benchmarks/bench_leaderboard.py
 	$(BIN)/python benchmarks/bench_png_handoff.py
+	$(BIN)/python benchmarks/bench_viewer.py

@@ -205,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     leaderboard_cli.add_arguments(p)
     p.set_defaults(func=leaderboard_cli.run)
 
+    from .viewer import cli as viewer_cli
+
+    p = sub.add_parser("view", help="HTML prediction viewer: images with GT and prediction, prompts, responses")
+    viewer_cli.add_arguments(p)
+    p.set_defaults(func=viewer_cli.run)
+
     p = sub.add_parser("compare", help="CI regression gate over two leaderboard JSONs or run folders")
     compare_cli.add_arguments(p)
     p.set_defaults(func=compare_cli.run)

@@ -178,7 +178,6 @@ def prompt_and_geometry(
     doc: dict[str, Any], lmms_eval_specific_kwargs: dict[str, Any] | None = None
 ) -> tuple[str, dict[str, Any] | None]:
     """Prompt text and the geometry record (None for detection) of one row."""
-    from .geometry import perceive_chain
     from .stock_geometry import StockGeometryUnavailable
 
     settings = settings_for(doc)
@@ -196,16 +195,30 @@ def prompt_and_geometry(
         raise SettingsError(f"task {task}: {exc}; {GEOMETRY_HELP}.") from None
     if resolved is None:
         raise SettingsError(f"task {task}: the stated pixel size needs the model's image geometry; {GEOMETRY_HELP}.")
+    text, record = prompt_for_geometry(doc, settings, resolved.rule, resolved.source)
+    if resolved.notes:
+        record["notes"] = list(resolved.notes)
+    return text, record
+
+
+def prompt_for_geometry(
+    doc: dict[str, Any], settings: Settings, rule: str, source: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """T/L and A/D prompt of a row under a known geometry rule (and where it came from), and the geometry record:
+    the stated pixel size is the header spacing scaled to what the rule makes the model see, then x k for a
+    spacing variant. Shared by the run and by the viewer, which rebuilds prompts from records."""
+    from .geometry import perceive_chain
+
     (h, w), spacing_hw = _slice_geometry(doc, settings)
-    perceived, stages = perceive_chain(resolved.rule, h, w, fix=settings.perceived_size_fix)
+    perceived, stages = perceive_chain(rule, h, w, fix=settings.perceived_size_fix)
     pw, ph = stated_pixel_size(spacing_hw, (h, w), perceived.content_hw)
     pw, ph = scale_stated(doc, pw, ph)  # spacing variants: x k after every geometry rule
     canvas_h, canvas_w = perceived.canvas_hw
     text = build_prompt(doc, settings.prompt_style, (pw, ph), (canvas_w, canvas_h))
     record = perceived.to_record()
     record.update(
-        rule_string=resolved.rule,
-        source=resolved.source,
+        rule_string=rule,
+        source=source,
         input_hw=[h, w],
         spacing_hw=[spacing_hw[0], spacing_hw[1]],
         stated_spacing_wh=[round(pw, 3), round(ph, 3)],
@@ -214,8 +227,6 @@ def prompt_and_geometry(
         record["spacing_k"] = k
     if stages:
         record["stages"] = stages
-    if resolved.notes:
-        record["notes"] = list(resolved.notes)
     return text, record
 
 

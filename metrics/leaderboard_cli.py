@@ -14,6 +14,7 @@ from .errors import RecordError
 from .figure import check_figure_path, require_matplotlib, write_boxsize_plot, write_per_label_figure
 from .labels import UNKNOWN_LABEL_POLICIES, minimum_group_size
 from .leaderboard import PARSE_OPTIONS, PRESETS, build_leaderboard, load_records
+from .leaderboard_html import write_leaderboard_html
 from .report import FORMATS, SPACING_CSV, boxsize_csv, render, spacing_csv, table_csvs, to_json
 
 DETAIL_FILES: dict[str, str] = {
@@ -245,6 +246,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.out:
             written = write_outputs(result, args.out)
+            written.append(write_leaderboard_html(result, args.out, args.paths))
             print(f"wrote {len(written)} files to {args.out}", file=sys.stderr)
         elif args.boxsize:
             print(f"box-size analysis: pass --out DIR to also write {BOXSIZE_CSV} and {BOXSIZE_PLOT}", file=sys.stderr)

@@ -33,6 +33,8 @@ def test_wheel_ships_templates_stubs_and_data(wheel):
     assert "medvision_tasks/yaml/groups/medvision_detection.yaml" in names
     assert "medvision_tasks/yaml/demo/stubs/medvision_demo_tl_kits23_task01_axial.jsonl" in names
     assert "medvision_tasks/catalogue.tsv" in names
+    for static in ("index.html", "viewer.js", "viewer.css"):  # the prediction viewer's own assets
+        assert f"medvision_tasks/viewer/static/{static}" in names
     for data in ("label_maps_v1.json", "paper_table2_detection.csv", "paper_table3_tl.csv", "paper_table4_ad.csv"):
         assert f"medvision_metrics/data/{data}" in names
     yaml_dir = ROOT / "medvision_tasks" / "yaml"

@@ -12,6 +12,7 @@ from mv_records import make_records, write_samples
 
 OUT_FILES = {
     "leaderboard.json",
+    "leaderboard.html",
     "table2_detection.csv",
     "table3_tl.csv",
     "table4_ad.csv",
