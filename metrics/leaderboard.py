@@ -37,6 +37,7 @@ from .labels import (
     region_key,
     tl_label_key,
 )
+from .paper_notes import check_paper_model, near_zero_note, unpublished_models_warning
 from .parse import PARSE_MODES
 from .parse import parse as parse_response
 from .reduce import aggregate_detection, aggregate_measure
@@ -387,6 +388,7 @@ class LeaderboardOptions:
         if int(self.boxsize_draws) < 1:
             raise ValueError(f"boxsize_draws must be >= 1, got {self.boxsize_draws!r}")
         if self.paper_model is not None:
+            check_paper_model(self.paper_model)
             self.paper = True
         if self.preset == "paper":
             self.tl_remove_multicluster = True
@@ -874,6 +876,10 @@ def _ad(
         }
         if group == AD_OVERALL_GROUP:
             row["note"] = "all A/D labels pooled, mm and degrees mixed; for information only"
+        elif group == "ceph_angle":
+            pairs = [(float(r["target"][0]), s) for k, (r, s, _) in zip(keys, items) if ad_group(k) == group]
+            if note := near_zero_note(pairs, AD_NEAR_ZERO_GT_THRESHOLD):
+                row["note"] = note
         rows.append(row)
     details.sort(key=lambda d: d["label"])
     return rows, details
@@ -1087,6 +1093,8 @@ def _build(records: list[dict[str, Any]], opts: LeaderboardOptions) -> dict[str,
         tables[table].sort(key=lambda row, order=group_order: (order.index(row["group"]), row["model"]))
     if opts.paper:
         _insert_paper_rows(tables, opts.paper_model)
+        if unpublished := unpublished_models_warning(tables, opts.paper_model):
+            warnings.append(unpublished)
 
     result: dict[str, Any] = {
         **tables,

@@ -10,6 +10,7 @@ from typing import Any
 
 from .bootstrap import DEFAULT_CI_ITERATIONS, DEFAULT_CI_SEED, check_ci_level
 from .boxsize import DEFAULT_BOXSIZE_DRAWS, DEFAULT_BOXSIZE_SEED
+from .choices import choice, metavar
 from .errors import RecordError
 from .figure import check_figure_path, require_matplotlib, write_boxsize_plot, write_per_label_figure
 from .labels import UNKNOWN_LABEL_POLICIES, minimum_group_size
@@ -48,14 +49,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "paths", nargs="+", metavar="PATH", help="run folders or *_samples_medvision_*.jsonl files"
     )
     parser.add_argument(
-        "--format", choices=FORMATS, default="text", help="stdout report format (default: text)"
+        "--format",
+        type=choice("--format", FORMATS),
+        metavar=metavar(FORMATS),
+        default="text",
+        help="stdout report format (default: text)",
     )
     parser.add_argument(
         "--out", metavar="DIR", help="also write leaderboard.json, the table CSVs and per-label JSON"
     )
     parser.add_argument(
         "--parse",
-        choices=PARSE_OPTIONS,
+        type=choice("--parse", PARSE_OPTIONS),
+        metavar=metavar(PARSE_OPTIONS),
         default="as-run",
         help="re-parse rule (default: as-run, the recorded one)",
     )
@@ -77,7 +83,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="drop T/L slices listed in the multi-cluster files",
     )
     parser.add_argument(
-        "--preset", choices=PRESETS, default="v1", help="v1 (default) or paper (v1 + the two filters above)"
+        "--preset",
+        type=choice("--preset", PRESETS),
+        metavar=metavar(PRESETS),
+        default="v1",
+        help="v1 (default) or paper (v1 + the two filters above)",
     )
     parser.add_argument(
         "--min-group-size",
@@ -113,7 +123,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--unknown-label",
-        choices=UNKNOWN_LABEL_POLICIES,
+        type=choice("--unknown-label", UNKNOWN_LABEL_POLICIES),
+        metavar=metavar(UNKNOWN_LABEL_POLICIES),
         default="error",
         help="labels missing from the v1 maps",
     )

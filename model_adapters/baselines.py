@@ -212,6 +212,9 @@ class ReplayModel(MedVisionModel):
         else:
             self.pretrained = self.pretrained or self.path
         self.register({"source": self.path, "replayed": True})
+        from .run_name import name_replay_run, replay_run_name
+
+        name_replay_run(self.path, replay_run_name(self.path, as_adapter))
 
     def respond(self, doc: dict[str, Any], prompt: str, gen_kwargs: dict[str, Any], doc_to_visual: Any) -> str:
         key = (doc["mv_config"], int(doc["mv_row"]))
