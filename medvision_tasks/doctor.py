@@ -319,8 +319,17 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         print(f"  FAIL unknown task or group {name}; `medvision-eval list` shows the names", file=out)
     demo = [s for s in subtasks if s.data_root_kind == "demo"]
     real = [s for s in subtasks if s.data_root_kind == "real"]
-    if demo:
-        print(f"  {len(demo)} demo subtask(s) read the generated phantom root; nothing to check here.", file=out)
+    if demo and not real:
+        from .demo import ensure_demo_root
+
+        real, value = demo, args.root or str(ensure_demo_root())
+        print(f"  {len(demo)} demo subtask(s): checking the phantom root they read", file=out)
+    elif demo:
+        print(
+            f"  {len(demo)} demo subtask(s) not checked with the real ones; run "
+            "`medvision-eval doctor --tasks medvision_demo` for the phantom root",
+            file=out,
+        )
     if not real:
         return 1 if unknown else 0
     if not value:
