@@ -2,9 +2,9 @@
 
 Checks, in order: datasets and plan versions present; rows per config beside the catalogue's expected counts
 (SPEC §2.2, §2.4); referenced files (one list); decoding and RAS+ orientation of a sample of volumes;
-credentials-gated datasets; labels and descriptions for review (SPEC §9 Q4); optionally plan rows against an
-official Arrow build (`--compare-arrow`, SPEC §1.6). Exit status: 1 when a requested subtask cannot run or an
-Arrow comparison differs, else 0. A scan progress bar goes to stderr; the report goes to stdout.
+credentials-gated datasets; labels and descriptions for review (SPEC §9 Q4); optionally plan rows against
+an official Arrow build (`--compare-arrow`, SPEC §1.6). Exit status: 1 when a requested subtask cannot run
+or an Arrow comparison differs, else 0. A scan progress bar goes to stderr; the report goes to stdout.
 """
 
 from __future__ import annotations
@@ -226,7 +226,11 @@ def _check_volumes(reports: list[ConfigReport], per_dataset: int, allow: bool, o
 
 
 def _print_review(root: Path, reports: list[ConfigReport], ceiling: str, sources: RowSources, out: TextIO) -> None:
-    print("\nLabels and descriptions for review (dataset, task, kind, label, name, description; SPEC §9 Q4):", file=out)
+    print(
+        "\nLabels and descriptions for review (dataset, task, kind, label, name, description; "
+        "SPEC §9 Q4):",
+        file=out,
+    )
     seen = set()
     for report in reports:
         cfg = parse_config_name(report.config)
@@ -388,7 +392,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
 
     exact = settings.planner_version == "1.0.0" and settings.filtering
     print(
-        "\nSubtasks (rows = single-instance Test rows before the cap; expected = SPEC §2.2/§2.4 at v1.0.0):", file=out
+        "\nSubtasks (rows = single-instance Test rows before the cap; "
+        "expected = SPEC §2.2/§2.4 at v1.0.0):",
+        file=out,
     )
     for report in listing:
         names = report.subtasks[0] + (f" (+{len(report.subtasks) - 1} variants)" if len(report.subtasks) > 1 else "")
@@ -409,7 +415,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     atlas = reports.get(ABDOMENATLAS_CONFIG)
     if atlas is not None and atlas.identity_hash:
         print(
-            f"\nIdentity hash of the first {HASH_ROWS} rows (SPEC §9 Q3): {ABDOMENATLAS_CONFIG} rows {atlas.rows} "
+            f"\nIdentity hash of the first {HASH_ROWS} rows (SPEC §9 Q3): "
+            f"{ABDOMENATLAS_CONFIG} rows {atlas.rows} "
             f"(accepted {ABDOMENATLAS_COUNTS['accepted']:,}; v1 task list {ABDOMENATLAS_COUNTS['v1 task list']:,}) "
             f"sha256 {atlas.identity_hash}",
             file=out,

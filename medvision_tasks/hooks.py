@@ -65,7 +65,8 @@ def build_rows(stub: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows of the subtask described by one stub line, checked for missing files."""
     settings = resolve_settings(stub["mv_task"], stub.get("mv_variant"))
     root = resolve_data_root(stub.get("mv_data_root_kind", "real"))
-    # Arrow rows (SPEC §1.6) when MEDVISION_ARROW_DIR/_MAP name the config, else plan rows through the row cache.
+    # Arrow rows (SPEC §1.6) when MEDVISION_ARROW_DIR/_MAP name the config, else plan rows through the row
+    # cache.
     demo = stub.get("mv_data_root_kind") == "demo"
     rows = rows_for_subtask(root, stub["mv_config"], settings, use_arrow=not demo)
     if not rows:

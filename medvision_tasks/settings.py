@@ -42,7 +42,8 @@ ENV_NAMES: dict[str, tuple[str, str | None]] = {
     "allow_non_ras": ("MEDVISION_ALLOW_NON_RAS", None),
     "volume_cache_mb": ("MEDVISION_VOLUME_CACHE_MB", None),
     "volume_cache_items": ("MEDVISION_VOLUME_CACHE", None),
-    # row sources, plan overrides and the row cache (parsed by data.RowSources.from_env; SPEC §1.3, §1.6, §1.11)
+    # row sources, plan overrides and the row cache (parsed by data.RowSources.from_env;
+    # SPEC §1.3, §1.6, §1.11)
     "arrow_dir": ("MEDVISION_ARROW_DIR", None),
     "arrow_map": ("MEDVISION_ARROW_MAP", None),
     "path_remap": ("MEDVISION_PATH_REMAP", None),
@@ -241,7 +242,8 @@ def volume_cache_bytes() -> int:
 
 
 def volume_cache_items() -> int | None:
-    """Optional cap on the number of cached volumes (MEDVISION_VOLUME_CACHE, SPEC §1.11); None = bytes only."""
+    """Optional cap on the number of cached volumes (MEDVISION_VOLUME_CACHE, SPEC §1.11); None = bytes
+    only."""
     v = read_env("volume_cache_items")
     if v is None or not v.strip():
         return None

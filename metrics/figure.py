@@ -12,8 +12,8 @@ Per-label figure, one colour per model (a fixed 20-colour cycle, so 13 models st
 * (b) T/L MRE (%) per label of Table 3's row, log scale;
 * (c) A/D MRE (%) per sub-task label (Ceph distance, Ceph angle, FeTA24 distance), log scale.
 
-With ``--ci`` the bars carry the bootstrap intervals as error bars. SPEC §9 Q14: the paper's exact bar subset
-and order are not recoverable; this figure plots every qualifying region and label.
+With ``--ci`` the bars carry the bootstrap intervals as error bars. SPEC §9 Q14: the paper's exact bar
+subset and order are not recoverable; this figure plots every qualifying region and label.
 """
 
 from __future__ import annotations

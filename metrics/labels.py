@@ -113,7 +113,8 @@ def tl_label_key(
 
 
 def ad_label_key(dataset: str | None, metric_type: str | None, metric_key: str | None) -> str:
-    """A/D label key ``"{dataset}_{metric_type}_{metric_key}"`` (SPEC §6.4); FeTA24 planes pool into one key.
+    """A/D label key ``"{dataset}_{metric_type}_{metric_key}"`` (SPEC §6.4); FeTA24 planes pool into one
+    key.
 
     Raises:
         RecordError: when any part is missing.

@@ -1,4 +1,5 @@
-"""Reducers: per-sample scores to group metrics (SPEC §5.5) and to lmms-eval metrics (SPEC §5.7).
+"""Reducers: per-sample scores to group metrics (SPEC §5.5) and to lmms-eval metrics
+(SPEC §5.7).
 
 Input samples are plain dicts ``{"success": bool, "excluded": bool, "metrics": {...}}`` with the metrics of
 :mod:`medvision_metrics.scores`. Excluded samples are ignored entirely (they leave N as well). N counts every

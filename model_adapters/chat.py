@@ -569,7 +569,8 @@ def describe_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------------------- one class per --model
 class MedVisionV0(MedVisionChatModel):
-    """`--model medvision_v0`: MedVision-V0-7B; system prompt, CoT prompts, answer_tag, 512x512 (SPEC §7.4)."""
+    """`--model medvision_v0`: MedVision-V0-7B; system prompt, CoT prompts, answer_tag, 512x512
+    (SPEC §7.4)."""
 
     profile = PROFILES["medvision_v0"]
 

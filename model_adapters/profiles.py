@@ -2,8 +2,8 @@
 
 A profile says which checkpoint to load, which backends may run it, how its messages are laid out (system
 prompt; image before or after the text), which generation settings the paper used, which image geometry
-its processor applies (SPEC §3.6) and which task settings it changes (SPEC §0.5). It holds data only:
-this module imports no torch, transformers or lmms-eval, so tools and docs can read it cheaply.
+its processor applies (SPEC §3.6) and which task settings it changes (SPEC §0.5). It holds
+data only: this module imports no torch, transformers or lmms-eval, so tools and docs can read it cheaply.
 
 Conventions:
 
@@ -101,7 +101,9 @@ class ModelProfile:
     def __post_init__(self) -> None:
         where = f"profile {self.name!r}"
         if not self.name.startswith("medvision_"):
-            raise AdapterConfigError(f"{where}: --model names start with 'medvision_' (SPEC §0.4); rename it.")
+            raise AdapterConfigError(
+                f"{where}: --model names start with 'medvision_' (SPEC §0.4); rename it."
+            )
         if not self.checkpoints:
             raise AdapterConfigError(f"{where}: give at least one checkpoint (the first is the default).")
         bad = [b for b in self.backends if b not in BACKENDS]
@@ -196,7 +198,8 @@ _ROWS: tuple[ModelProfile, ...] = (
         (Checkpoint("lingshu_32b", "lingshu-medical-mllm/Lingshu-32B"),),
         image_position="before_text",
         generation={"max_new_tokens": 1024},
-        notes="Other sampling comes from the checkpoint's generation_config (SPEC §9 Q7); greedy=true forces greedy.",
+        notes="Other sampling comes from the checkpoint's generation_config (SPEC §9 Q7); "
+        "greedy=true forces greedy.",
     ),
     ModelProfile(
         name="medvision_medgemma",

@@ -1,4 +1,5 @@
-"""Synthetic MedVision data root with the real dataset names of every benchmark config (SPEC §1, §2.2, §2.4).
+"""Synthetic MedVision data root with the real dataset names of every benchmark config
+(SPEC §1, §2.2, §2.4).
 
 ``build_fixture_root(out_dir)`` writes, byte-deterministically and in about a second, a root in the official
 on-disk layout (SPEC §1.1) that holds a plan task for every config of ``medvision_tasks/catalogue.tsv``

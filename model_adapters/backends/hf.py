@@ -285,8 +285,8 @@ class HFBackend:
 
         processor_kwargs: dict[str, Any] = {"trust_remote_code": self.trust_remote_code}
         if self.family == "qwen2_5_vl":
-            # Never rely on a library default (SPEC §7.2): pass the limits the stated geometry assumes, in both
-            # spellings, since a checkpoint's own `min_pixels`/`max_pixels` would otherwise override `size`.
+            # Never rely on a library default (SPEC §7.2): pass the limits the stated geometry assumes, in
+            # both spellings, since a checkpoint's own `min_pixels`/`max_pixels` would otherwise override `size`.
             low, high = int(self.limits["min_pixels"]), int(self.limits["max_pixels"])
             processor_kwargs.update(size={"shortest_edge": low, "longest_edge": high}, min_pixels=low, max_pixels=high)
         self.processor = transformers.AutoProcessor.from_pretrained(self.pretrained, **processor_kwargs)
@@ -298,7 +298,8 @@ class HFBackend:
                     f"backend=hf: the processor of {self.pretrained} kept pixel limits {applied} instead of "
                     f"{(low, high)}; the stated geometry would be wrong."
                 )
-        # Gemma3 geometry is a plain resize (SPEC §3.6, fixed(896)): keep pan-and-scan off whatever the config says.
+        # Gemma3 geometry is a plain resize (SPEC §3.6, fixed(896)): keep pan-and-scan off whatever the
+        # config says.
         self.call_kwargs = {"do_pan_and_scan": False} if self.family == "gemma3" else {}
         tokenizer = self.processor.tokenizer
         tokenizer.padding_side = "left"
@@ -442,7 +443,8 @@ class HFBackend:
             arrays = [(np.asarray(t, dtype=np.float32) / 255.0 - mean) / std for t in tiles]
             pixel_batches.append(self.torch.from_numpy(np.stack(arrays).transpose(0, 3, 1, 2).copy()))
             counts.append(len(tiles))
-            # chat() puts "<image>\n" before a question without one: the image precedes the text (SPEC §9 Q9).
+            # chat() puts "<image>\n" before a question without one: the image precedes the text
+            # (SPEC §9 Q9).
             question = "\n".join(
                 p["text"] for m in conversation if m["role"] == "user" for p in m["content"] if p["type"] == "text"
             )

@@ -1,4 +1,5 @@
-"""--boxsize (SPEC §6.6): GT box area from the record, 5% bins, the seeded random-box reference, CSV and plot."""
+"""--boxsize (SPEC §6.6): GT box area from the record, 5% bins, the seeded random-box reference, CSV and
+plot."""
 
 from __future__ import annotations
 
