@@ -27,6 +27,15 @@ FENCE = re.compile(r"^```bash\n(.*?)^```", re.S | re.M)
 VENV = Path(sys.executable).parent.parent
 
 
+# commands that would install into, or rebuild, the environment the clone borrows: such a block must be marked
+INSTALLING = re.compile(r"(^|[\s;&|(])(make|pip|python -m pip|python -m venv|uv)\s")
+
+
+def unmarked_installers(blocks: list[tuple[str, str | None]]) -> list[str]:
+    """Unmarked blocks that would install packages or run make (never run: the clone shares this .venv)."""
+    return [body for body, reason in blocks if reason is None and INSTALLING.search(body)]
+
+
 def readme_blocks(text: str) -> list[tuple[str, str | None]]:
     """(body, skip reason or None) of every ```bash block, the reason from the comment line just above it."""
     blocks = []
@@ -59,6 +68,11 @@ def test_blocks_are_found_and_marked() -> None:
     run = [body for body, reason in blocks if reason is None]
     assert len(blocks) >= 7 and run
     assert any("leaderboard demo_runs/ --allow-demo" in body for body in run)
+    assert not unmarked_installers(blocks)
+    assert unmarked_installers([("make demo\n", None), ("ls; pip install x\n", None), ("make demo\n", "why")]) == [
+        "make demo\n",
+        "ls; pip install x\n",
+    ]
     assert readme_blocks("x\n<!-- readme-test: skip (GPU) -->\n```bash\nnvidia-smi\n```\n```bash\nls\n```\n") == [
         ("nvidia-smi\n", "GPU"),
         ("ls\n", None),
@@ -72,6 +86,8 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str
     base = tmp_path_factory.mktemp("readme")
     target = base / "clone"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(target)], check=True)
+    if unmarked_installers(readme_blocks((target / "README.md").read_text(encoding="utf-8"))):
+        pytest.fail("README blocks that install or run make must carry <!-- readme-test: skip (why) -->")
     (target / ".venv").symlink_to(VENV, target_is_directory=True)  # what `make install` would have made
     env = dict(os.environ)
     env.update(
@@ -92,6 +108,7 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str
 def test_readme_blocks_run_in_a_fresh_clone(clone: tuple[Path, dict[str, str]]) -> None:
     target, env = clone
     blocks = readme_blocks((target / "README.md").read_text(encoding="utf-8"))
+    assert not unmarked_installers(blocks), "mark these blocks <!-- readme-test: skip (why) -->"
     for body, reason in blocks:
         if reason is not None:
             continue
