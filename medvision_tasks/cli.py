@@ -1,4 +1,4 @@
-"""The `medvision-eval` console script (SPEC §0.6)."""
+"""The `medvision-eval` console script (docs/reference.md §0.6)."""
 
 from __future__ import annotations
 

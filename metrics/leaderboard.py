@@ -1,4 +1,4 @@
-"""Leaderboard: paper Tables 2-4 rows rebuilt from per-sample records (SPEC §6).
+"""Leaderboard: paper Tables 2-4 rows rebuilt from per-sample records (docs/reference.md §6).
 
 Input records are the ``mv_record`` dicts that the MedVision tasks write into lmms-eval samples files
 (``*_samples_medvision_*.jsonl``, needs ``--log_samples``). Every record is re-scored from its ``response``
@@ -310,7 +310,7 @@ def _recorded_setting(record: Mapping[str, Any], name: str, where: str, flag: st
 
 
 def _weighted_mean(pairs: Iterable[tuple[int, float]]) -> float:
-    """``sum(N*m) / sum(N)`` over pairs with N > 0 and finite m (SPEC §6.2-§6.4; an inf stays in its own
+    """``sum(N*m) / sum(N)`` over pairs with N > 0 and finite m (docs/reference.md §6.2-§6.4; an inf stays in its own
     region/label mean, §5.5, but leaves the group row); NaN if none."""
     total, weight = 0.0, 0
     for n, value in pairs:
@@ -967,7 +967,7 @@ def build_leaderboard(
     boxsize_seed: int = DEFAULT_BOXSIZE_SEED,
     boxsize_draws: int = DEFAULT_BOXSIZE_DRAWS,
 ) -> dict[str, Any]:
-    """Rebuild the paper's Tables 2-4 rows from ``mv_record`` dicts (SPEC §6).
+    """Rebuild the paper's Tables 2-4 rows from ``mv_record`` dicts (docs/reference.md §6).
 
     Args:
         records: records as returned by :func:`load_records` (or plain ``mv_record`` dicts).

@@ -1,4 +1,4 @@
-"""``medvision-eval leaderboard``: paper Tables 2-4 rows from per-sample logs (SPEC §6)."""
+"""``medvision-eval leaderboard``: paper Tables 2-4 rows from per-sample logs (docs/reference.md §6)."""
 
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ class MedVisionModel(lmms):
         return super().create_from_arg_string(arg_string, additional_config)
 
     def register(self, generation: dict[str, Any] | None = None) -> None:
-        """Tell the task hooks which model is active (SPEC §7.1)."""
+        """Tell the task hooks which model is active (docs/reference.md §7.1)."""
         mv_settings.register_active_model(
             {
                 "adapter": self.adapter_name,

@@ -1,4 +1,4 @@
-"""Baselines that need no GPU (SPEC §7.5): seeded random answers, Train-split priors, saved responses."""
+"""Baselines that need no GPU (docs/reference.md §7.5): seeded random answers, Train-split priors, saved responses."""
 
 from __future__ import annotations
 

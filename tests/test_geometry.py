@@ -1,4 +1,4 @@
-"""Geometry rules and stated pixel size: every row of the SPEC §3.6 test-vector table, plus parsing
+"""Geometry rules and stated pixel size: every row of the docs/reference.md §3.6 test-vector table, plus parsing
 errors."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Golden-file tests for the v1 and CoT prompt templates (SPEC §3.1-§3.4, §10 item 3).
+"""Golden-file tests for the v1 and CoT prompt templates (docs/reference.md §3.1-§3.4, §10 item 3).
 
 The golden texts in tests/golden/prompts/ were assembled from the official template text with the numbers
 worked out by hand below; they are compared byte for byte (no trailing newline).

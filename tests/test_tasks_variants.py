@@ -1,7 +1,7 @@
 """Resolution and chain-of-thought variants at the hooks level (no model), and worked prompt examples.
 
-Resolution variants (SPEC §2.5) reshape the slice to N x N, state the rescaled spacing and keep the
-targets; CoT variants (SPEC §2.6) use the CoT prompt, parse inside <answer> and generate up to 4096 tokens.
+Resolution variants (docs/reference.md §2.5) reshape the slice to N x N, state the rescaled spacing and keep the
+targets; CoT variants (docs/reference.md §2.6) use the CoT prompt, parse inside <answer> and generate up to 4096 tokens.
 """
 
 from __future__ import annotations
