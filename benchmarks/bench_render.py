@@ -1,4 +1,4 @@
-"""Image + prompt preparation throughput: this reader against the v1 pipeline's way (issue 3, SPEC §1.11).
+"""Image + prompt preparation throughput: this reader against the v1 pipeline's way (issue 3, docs/reference.md §1.11).
 
 Writes (into a temp folder, or --root) a KiTS23-like root of CT volumes (512 x 512 x depth int16, gzip NIfTI,
 RAS+, 0.78 x 0.78 x 2.5 mm) with a T/L biometry plan holding one row per axial slice, then times, on one core:

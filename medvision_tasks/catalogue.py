@@ -85,7 +85,7 @@ class Subtask:
 
 
 def base_name(config: str, prefix: str = "medvision") -> str:
-    """Subtask name of SPEC §2.1 for an official config (no variant suffix)."""
+    """Subtask name of docs/reference.md §2.1 for an official config (no variant suffix)."""
     cfg = parse_config_name(config)
     token = f"_{cfg.metric_token.lower()}" if cfg.metric_token else ""
     return f"{prefix}_{cfg.family}_{name_token(cfg.dataset)}{token}_task{cfg.task_id}_{cfg.plane.lower()}"
@@ -277,7 +277,7 @@ def groups(subtasks: list[Subtask]) -> dict[str, tuple[list[str], str]]:
 def _template_text(family: str, style: str) -> str:
     lines = [
         GENERATED.rstrip("\n"),
-        f"# Shared keys of every {family} subtask with {style} prompts (SPEC §2.8).",
+        f"# Shared keys of every {family} subtask with {style} prompts (docs/reference.md §2.8).",
         "dataset_path: json",
         "test_split: test",
         "output_type: generate_until",
@@ -360,16 +360,16 @@ def generate_files() -> dict[str, str]:
 
 
 SET_TITLES = {
-    "main": "Benchmark subtasks (SPEC §2.2)",
-    "res336": "Resolution variants, 336×336 (SPEC §2.5)",
-    "res560": "Resolution variants, 560×560 (SPEC §2.5)",
-    "res896": "Resolution variants, 896×896 (SPEC §2.5)",
-    "cot": "Chain-of-thought variants (SPEC §2.6)",
-    "detection_planeood": "Detection, unseen planes (SPEC §2.4)",
-    "detection_taskood": "Detection, unseen targets (SPEC §2.4)",
-    "tl_planeood": "T/L, unseen planes (SPEC §2.4)",
-    "tl_taskood": "T/L, unseen targets (SPEC §2.4)",
-    "demo": "Demo on the phantom root (SPEC §2.7)",
+    "main": "Benchmark subtasks (docs/reference.md §2.2)",
+    "res336": "Resolution variants, 336×336 (docs/reference.md §2.5)",
+    "res560": "Resolution variants, 560×560 (docs/reference.md §2.5)",
+    "res896": "Resolution variants, 896×896 (docs/reference.md §2.5)",
+    "cot": "Chain-of-thought variants (docs/reference.md §2.6)",
+    "detection_planeood": "Detection, unseen planes (docs/reference.md §2.4)",
+    "detection_taskood": "Detection, unseen targets (docs/reference.md §2.4)",
+    "tl_planeood": "T/L, unseen planes (docs/reference.md §2.4)",
+    "tl_taskood": "T/L, unseen targets (docs/reference.md §2.4)",
+    "demo": "Demo on the phantom root (docs/reference.md §2.7)",
     "spacing": "Spacing counterfactual variants (docs/spacing-test.md)",
     "demo_spacing": "Spacing counterfactual variants on the phantom root (docs/spacing-test.md)",
 }
@@ -410,12 +410,12 @@ def docs_text() -> str:
         "",
         f"Every lmms-eval group and subtask of the plugin (task YAML `metadata.version` {TASK_VERSION}). Counts "
         "are for annotation version 1.0.0 (the default `MedVision_PLANNER_VERSION`) with the single-instance "
-        "filters of SPEC §1.4:",
+        "filters of docs/reference.md §1.4:",
         "",
         "* **N test**: Test rows of the config; `medvision-eval doctor` reproduces it on a complete data root.",
         f"* **N eval**: rows evaluated under the default sample cap (`MEDVISION_SAMPLE_CAP={DEFAULT_CAP}`): the "
         "first N rows in loader order.",
-        "* **listed**: the count in the official task list (informational; several are stale, SPEC §2.2).",
+        "* **listed**: the count in the official task list (informational; several are stale, docs/reference.md §2.2).",
         "",
         "Run a group with `lmms-eval --tasks <group> --model <model> ...` (the plugin's tasks are found without "
         'flags; `--include_path "$(medvision-eval tasks-dir)"` is the documented explicit form).',
@@ -445,7 +445,7 @@ def docs_text() -> str:
     lines += [
         "",
         "Group rows are sample-weighted means over their subtasks (`weight_by_size`); they are not the paper's "
-        "Tables 2-4, which `medvision-eval leaderboard` builds from the per-sample logs (SPEC §2.3, §6).",
+        "Tables 2-4, which `medvision-eval leaderboard` builds from the per-sample logs (docs/reference.md §2.3, §6).",
         "",
         "## Before a run",
         "",

@@ -1,4 +1,4 @@
-"""The `medvision-eval` console script (SPEC §0.6)."""
+"""The `medvision-eval` console script (docs/reference.md §0.6)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .cli_values import OneLineParser, choice, metavar
 from .errors import PlanError, SettingsError, VolumeError
+
+FAMILIES = ("detection", "tl", "ad")
 
 
 def _cmd_tasks_dir(args: argparse.Namespace) -> int:
@@ -22,18 +25,37 @@ def _cmd_tasks_dir(args: argparse.Namespace) -> int:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from .catalogue import build_subtasks, groups, read_catalogue
+    from .cli_values import invalid_value_message
+    from .settings import resolve_settings
 
     subtasks = build_subtasks(read_catalogue())
+    variants = list(dict.fromkeys(s.set for s in subtasks))
+    if args.variant and args.variant not in variants:
+        message = invalid_value_message("--variant", args.variant, variants)
+        print(f"medvision-eval list: error: {message}", file=sys.stderr)
+        return 2
+    cap = resolve_settings("medvision-eval list").sample_cap
+
+    def evaluated(n: int | None) -> str:
+        return "-" if n is None else str(min(n, cap) if cap else n)
+
+    cap_text = f"MEDVISION_SAMPLE_CAP={cap}" if cap else "no cap (MEDVISION_SAMPLE_CAP=0)"
+    print(
+        f"test_rows: single-instance Test rows of the config at annotation v1.0.0, before the cap; "
+        f"evaluated: rows the subtask runs on ({cap_text}); '-' = not fixed in advance",
+        file=sys.stderr,
+    )
+    print("subtask\tconfig\ttest_rows\tevaluated")
     for s in subtasks:
         if args.family and s.family != args.family:
             continue
         if args.variant and s.set != args.variant:
             continue
         count = "-" if s.n_test is None else str(s.n_test)
-        print(f"{s.name}\t{s.config}\t{count}")
+        print(f"{s.name}\t{s.config}\t{count}\t{evaluated(s.n_test)}")
     if not args.family and not args.variant:
         for name, (members, _) in groups(subtasks).items():
-            print(f"{name}\tgroup of {len(members)}")
+            print(f"{name}\tgroup of {len(members)}\t-\t-")
     return 0
 
 
@@ -52,7 +74,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
     root = Path(args.root) if args.root else None
     if root is None:
         from .hooks import resolve_data_root
+        from .settings import data_dir_from_env
 
+        if not args.demo and not data_dir_from_env():
+            raise PlanError(
+                "MEDVISION_DATA_DIR is not set and no --root given; point it at a MedVision data root (the folder "
+                "holding Datasets/), or add --demo to read the bundled phantom root."
+            )
         root = resolve_data_root("demo" if args.demo else "real")
     config = args.config
     if args.split:
@@ -158,7 +186,7 @@ def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="medvision-eval", description="MedVision benchmark for lmms-eval.")
+    parser = OneLineParser(prog="medvision-eval", description="MedVision benchmark for lmms-eval.")
     parser.add_argument("--version", action="version", version=f"lmms-eval-medvision {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -166,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_tasks_dir)
 
     p = sub.add_parser("list", help="subtasks and groups with their official configs and expected counts")
-    p.add_argument("--family", choices=["detection", "tl", "ad"])
+    p.add_argument("--family", type=choice("--family", FAMILIES), metavar=metavar(FAMILIES))
     p.add_argument("--variant", help="main, res336, res560, res896, cot, detection_planeood, ..., demo")
     p.set_defaults(func=_cmd_list)
 
@@ -177,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="flattened rows of one config as JSONL")
     p.add_argument("--config", required=True, help="official config name, e.g. KiTS23_BoxSize_Task01_Axial_Test")
-    p.add_argument("--split", choices=["test", "train"])
+    p.add_argument("--split", type=choice("--split", ("test", "train")), metavar="{test,train}")
     p.add_argument("--root", help="data root (default: MEDVISION_DATA_DIR)")
     p.add_argument("--demo", action="store_true", help="read the bundled phantom root")
     p.add_argument("--cap", type=int, help="keep the first N rows (default: all)")
@@ -221,6 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if argv and argv[0] == "run":
+        from .run_help import host_flag_error, print_run_help, wants_help
+
+        if wants_help(argv[1:]):
+            return print_run_help()
+        if problem := host_flag_error(argv[1:]):
+            print(f"medvision-eval run: error: {problem}", file=sys.stderr)
+            return 2
         return _cmd_run(argparse.Namespace(), argv[1:])
     args = parser.parse_args(argv)
     try:

@@ -1,4 +1,4 @@
-"""Plan files -> benchmark rows (SPEC §1.2-§1.5): version ceiling, flattening, filters, order and cap.
+"""Plan files -> benchmark rows (docs/reference.md §1.2-§1.5): version ceiling, flattening, filters, order and cap.
 
 Rows are plain dicts with the official field names plus `mv_*` plugin fields. Coordinates in
 `bounding_boxes` are (row, col) array indices, origin top-left, min/max inclusive. GT values are
@@ -332,7 +332,7 @@ def _tl_profile(ellipses: list[Any]) -> dict[str, list[Any]]:
 
 
 def _ad_names(task: dict[str, Any], metric: dict[str, Any], where: str) -> dict[str, Any]:
-    """Resolve the A/D name and landmark names from the plan maps (SPEC §3.1)."""
+    """Resolve the A/D name and landmark names from the plan maps (docs/reference.md §3.1)."""
 
     def lookup(map_name: str, key: str) -> Any:
         table = task.get(map_name)
@@ -612,7 +612,7 @@ def _ad_profile(metric: dict[str, Any], dim: int) -> dict[str, Any]:
 def _entry_rows(
     ctx: _PlanContext, case_fields: dict[str, Any], image_rel: str, entry: dict[str, Any], where: str, stats: RowStats
 ) -> list[dict[str, Any]]:
-    """The kept rows of one slice entry (SPEC §1.4 steps 2-3)."""
+    """The kept rows of one slice entry (docs/reference.md §1.4 steps 2-3)."""
     cfg, filtering = ctx.cfg, ctx.filtering
     slice_idx = int(entry["slice_idx"])
     profile = entry["slice_profile"]
@@ -710,7 +710,7 @@ def iter_rows(
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
                 raise PlanError(
                     f"{where}: malformed slice entry ({type(exc).__name__}: {exc}); expected "
-                    "{slice_idx, slice_profile} as in SPEC §1.3; re-download the plan."
+                    "{slice_idx, slice_profile} as in docs/reference.md §1.3; re-download the plan."
                 ) from exc
             yield from rows
 
@@ -870,7 +870,7 @@ def remap_path(value: str, remaps: tuple[tuple[str, str], ...]) -> str:
 
 @dataclass
 class RowSources:
-    """Where rows come from besides the plans (SPEC §1.6), the plan overrides and the row-cache folder."""
+    """Where rows come from besides the plans (docs/reference.md §1.6), the plan overrides and the row-cache folder."""
 
     arrow_dir: Path | None = None
     arrow_map: dict[str, Path] = field(default_factory=dict)
@@ -1046,7 +1046,7 @@ def iter_arrow_rows(
 def rows_for_subtask(
     root: Path, config: str, settings: Any, sources: RowSources | None = None, *, use_arrow: bool = True
 ) -> list[dict[str, Any]]:
-    """Rows of one subtask: Arrow rows when a source names the config (SPEC §1.6), else plan rows (cached).
+    """Rows of one subtask: Arrow rows when a source names the config (docs/reference.md §1.6), else plan rows (cached).
 
     `settings` is the subtask's frozen `Settings` (planner_version, filtering, sample_cap are read);
     `sources` defaults to `RowSources.from_env()`; `use_arrow=False` ignores Arrow sources (demo root).

@@ -1,7 +1,7 @@
-"""Deterministic phantom MedVision data root for the demo tasks (SPEC §2.7).
+"""Deterministic phantom MedVision data root for the demo tasks (docs/reference.md §2.7).
 
 ``generate_phantom(out_dir, seed)`` writes a small synthetic root in the official on-disk layout
-(SPEC §1.1–§1.3); ``ensure_demo_root()`` returns the cached root and builds it once, atomically.
+(docs/reference.md §1.1–§1.3); ``ensure_demo_root()`` returns the cached root and builds it once, atomically.
 The same seed gives byte-identical files: gzip headers carry ``mtime=0`` and no file name, and JSON
 is written in a fixed key order.
 
@@ -26,7 +26,7 @@ Landmark files (gzip JSON):
 
 * A/D (``Landmarks/<case>.json.gz``): ``{"P1": [i, j, k], ...}``, integer voxel indices into the stored
   array. GT distance = ‖(index difference) × voxel size‖ in mm; GT angle =
-  ``degrees(arccos(|A·B| / (‖A‖‖B‖)))`` of the two physical line vectors (SPEC §1.8).
+  ``degrees(arccos(|A·B| / (‖A‖‖B‖)))`` of the two physical line vectors (docs/reference.md §1.8).
 * T/L (``Landmarks-Label2-v<X.Y.Z>/<case>.json.gz``): ``{"slices": [{"slice_dim", "slice_idx", "ellipses":
   [{"P1", "P2", "P3", "P4"}]}]}``, continuous voxel coordinates of the ellipse axis end points; P1–P2 is
   the major axis ("L-1-2"), P3–P4 the minor axis ("L-3-4"). v1.0.0 places them on pixel edges, so an axis
@@ -42,7 +42,7 @@ A/D values from the landmark coordinates and the plan voxel size.
 from the shapes the generator decided to draw (not by reading the plans back):
 
 * ``configs``: ``{<official Test config name>: {"test": N, "train": N}}``, single-instance rows after the
-  SPEC §1.4 filters at planner version 1.0.0; ``train`` counts the matching ``_Train`` config;
+  docs/reference.md §1.4 filters at planner version 1.0.0; ``train`` counts the matching ``_Train`` config;
 * ``configs_unfiltered``: the same with the detection and T/L filters switched off;
 * ``configs_latest``: the same as ``configs`` with the planner version ceiling at ``latest``;
 * ``regions``: detection Test rows per leaderboard region key;
@@ -76,7 +76,7 @@ DEFAULT_CACHE_DIR = "~/.cache/medvision_eval"
 
 PLAN_VERSION = "1.0.0"
 TL_LATER_VERSION = "1.1.0"
-MIN_BOX_PX = 10  # SPEC §1.4: a detection row is kept only with one box of at least 10 x 10 px
+MIN_BOX_PX = 10  # docs/reference.md §1.4: a detection row is kept only with one box of at least 10 x 10 px
 CLUSTER_SIZE_THRESHOLD_PX = 10  # T/L clusters with fewer pixels on a slice get no ellipse
 GZIP_LEVEL = 6
 

@@ -1,10 +1,10 @@
-"""`medvision-eval doctor` (SPEC §0.6): can this data root run the requested MedVision subtasks?
+"""`medvision-eval doctor` (docs/reference.md §0.6): can this data root run the requested MedVision subtasks?
 
 Checks, in order: datasets and plan versions present; rows per config beside the catalogue's expected counts
-(SPEC §2.2, §2.4); referenced files (one list); decoding and RAS+ orientation of a sample of volumes;
-credentials-gated datasets; labels and descriptions for review (SPEC §9 Q4); optionally plan rows against an
-official Arrow build (`--compare-arrow`, SPEC §1.6). Exit status: 1 when a requested subtask cannot run or an
-Arrow comparison differs, else 0. A scan progress bar goes to stderr; the report goes to stdout.
+(docs/reference.md §2.2, §2.4); referenced files (one list); decoding and RAS+ orientation of a sample of volumes;
+credentials-gated datasets; labels and descriptions for review (docs/reference.md §9 Q4); optionally plan rows against
+an official Arrow build (`--compare-arrow`, docs/reference.md §1.6). Exit status: 1 when a requested subtask cannot run
+or an Arrow comparison differs, else 0. A scan progress bar goes to stderr; the report goes to stdout.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from .settings import allow_non_ras, data_dir_from_env, resolve_settings
 
 DEFAULT_TASKS = ("medvision",)
 HASH_ROWS = 1000
-# SPEC §9 Q3: the v1 task list shows 916,437; the documented filter gives 891,298, which doctor accepts.
+# docs/reference.md §9 Q3: the v1 task list shows 916,437; the documented filter gives 891,298, which doctor accepts.
 ABDOMENATLAS_CONFIG = "AbdomenAtlas1.0Mini_BoxSize_Task01_Axial_Test"
 ABDOMENATLAS_COUNTS = {"accepted": 891_298, "v1 task list": 916_437}
 GATED_DATASETS = {
@@ -291,7 +291,11 @@ def _decode_all(
 
 
 def _print_review(root: Path, reports: list[ConfigReport], ceiling: str, sources: RowSources, out: TextIO) -> None:
-    print("\nLabels and descriptions for review (dataset, task, kind, label, name, description; SPEC §9 Q4):", file=out)
+    print(
+        "\nLabels and descriptions for review (dataset, task, kind, label, name, description; "
+        "docs/reference.md §9 Q4):",
+        file=out,
+    )
     seen = set()
     for report in reports:
         cfg = parse_config_name(report.config)
@@ -384,8 +388,17 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         print(f"  FAIL unknown task or group {name}; `medvision-eval list` shows the names", file=out)
     demo = [s for s in subtasks if s.data_root_kind == "demo"]
     real = [s for s in subtasks if s.data_root_kind == "real"]
-    if demo:
-        print(f"  {len(demo)} demo subtask(s) read the generated phantom root; nothing to check here.", file=out)
+    if demo and not real:
+        from .demo import ensure_demo_root
+
+        real, value = demo, args.root or str(ensure_demo_root())
+        print(f"  {len(demo)} demo subtask(s): checking the phantom root they read", file=out)
+    elif demo:
+        print(
+            f"  {len(demo)} demo subtask(s) not checked with the real ones; run "
+            "`medvision-eval doctor --tasks medvision_demo` for the phantom root",
+            file=out,
+        )
     if not real:
         return 1 if unknown else 0
     if not value:
@@ -452,7 +465,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
 
     exact = settings.planner_version == "1.0.0" and settings.filtering
     print(
-        "\nSubtasks (rows = single-instance Test rows before the cap; expected = SPEC §2.2/§2.4 at v1.0.0):", file=out
+        "\nSubtasks (rows = single-instance Test rows before the cap; "
+        "expected = docs/reference.md §2.2/§2.4 at v1.0.0):",
+        file=out,
     )
     for report in listing:
         names = report.subtasks[0] + (f" (+{len(report.subtasks) - 1} variants)" if len(report.subtasks) > 1 else "")
@@ -473,7 +488,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     atlas = reports.get(ABDOMENATLAS_CONFIG)
     if atlas is not None and atlas.identity_hash:
         print(
-            f"\nIdentity hash of the first {HASH_ROWS} rows (SPEC §9 Q3): {ABDOMENATLAS_CONFIG} rows {atlas.rows} "
+            f"\nIdentity hash of the first {HASH_ROWS} rows (docs/reference.md §9 Q3): "
+            f"{ABDOMENATLAS_CONFIG} rows {atlas.rows} "
             f"(accepted {ABDOMENATLAS_COUNTS['accepted']:,}; v1 task list {ABDOMENATLAS_COUNTS['v1 task list']:,}) "
             f"sha256 {atlas.identity_hash}",
             file=out,

@@ -1,4 +1,5 @@
-"""`medvision-eval export-requests`: prompts and rendered PNGs for models run outside lmms-eval (SPEC §7.6).
+"""`medvision-eval export-requests`: prompts and rendered PNGs for models run outside lmms-eval
+(docs/reference.md §7.6).
 
 Output folder layout::
 

@@ -1,4 +1,4 @@
-"""Perceived image geometry and the stated pixel size (SPEC §3.6, §3.7).
+"""Perceived image geometry and the stated pixel size (docs/reference.md §3.6, §3.7).
 
 A model's image processor resizes (and sometimes pads) the slice, so the prompt states the spacing at the
 resolution the model sees. Each geometry rule maps a slice shape (H, W) to two shapes:
@@ -436,7 +436,7 @@ def mllama_image_size_fit_to_canvas(
 
 
 def perceive(spec: GeometrySpec, height: int, width: int, fix: bool = False) -> PerceivedGeometry:
-    """Return the canvas and content (H, W) that ``spec`` gives for an H x W slice (SPEC §3.6 table).
+    """Return the canvas and content (H, W) that ``spec`` gives for an H x W slice (docs/reference.md §3.6 table).
 
     ``fix=False`` reproduces v1 (canvas = content = the rule's v1 output, official bugs included);
     ``fix=True`` is ``perceived_size_fix=1``. Raises `SettingsError` for a bad spec, ValueError for a
@@ -485,7 +485,7 @@ def perceive(spec: GeometrySpec, height: int, width: int, fix: bool = False) -> 
         optimal = mllama_optimal_tiled_canvas(height, width, params["max_image_tiles"], tile_size)
         content = mllama_image_size_fit_to_canvas(height, width, optimal[0], optimal[1], tile_size)
         if fix:
-            # SPEC §3.6: canvas = content rounded up to whole tiles. The transformers processor pads to
+            # docs/reference.md §3.6: canvas = content rounded up to whole tiles. The transformers processor pads to
             # ``optimal`` instead; the two differ for a few shapes (e.g. 2679x1339: 1120x560 vs 1680x560).
             canvas = (
                 math.ceil(content[0] / tile_size) * tile_size,

@@ -39,7 +39,7 @@ from .stock_geometry import DerivedGeometry
 
 RECORD_SCHEMA = 1
 GEOMETRY_HELP = (
-    "declare the image geometry the model sees (SPEC §3.7): set MEDVISION_GEOMETRY (e.g. "
+    "declare the image geometry the model sees (docs/reference.md §3.7): set MEDVISION_GEOMETRY (e.g. "
     "'qwen_smart_resize:max_pixels=1605632', 'fixed:size=896', or 'native' for a model that sees the native "
     "slice), use a medvision_* adapter (--model medvision_qwen2_5_vl ...), or add `geometry:` to the task's "
     "lmms_eval_specific_kwargs block for your --model name (derived automatically for the stock models "
@@ -72,7 +72,8 @@ def build_rows(stub: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows of the subtask described by one stub line, checked for missing files."""
     settings = resolve_settings(stub["mv_task"], stub.get("mv_variant"))
     root = resolve_data_root(stub.get("mv_data_root_kind", "real"))
-    # Arrow rows (SPEC §1.6) when MEDVISION_ARROW_DIR/_MAP name the config, else plan rows through the row cache.
+    # Arrow rows (docs/reference.md §1.6) when MEDVISION_ARROW_DIR/_MAP name the config, else plan rows through the row
+    # cache.
     demo = stub.get("mv_data_root_kind") == "demo"
     sources = RowSources.from_env()
     rows = rows_for_subtask(root, stub["mv_config"], settings, sources, use_arrow=not demo)
@@ -108,7 +109,7 @@ def build_rows(stub: dict[str, Any]) -> list[dict[str, Any]]:
 
 @data_errors_end_run
 def process_docs(dataset: Any) -> Any:
-    """Replace the one-line stub split with the real rows of its config (SPEC §0.4)."""
+    """Replace the one-line stub split with the real rows of its config (docs/reference.md §0.4)."""
     import datasets
 
     if len(dataset) != 1:
@@ -232,7 +233,7 @@ def prompt_for_geometry(
 
 @data_errors_end_run
 def doc_to_text(doc: dict[str, Any], lmms_eval_specific_kwargs: dict[str, Any] | None = None) -> str:
-    """The v1 or CoT prompt of SPEC §3, with the pixel size the model will perceive."""
+    """The v1 or CoT prompt of docs/reference.md §3, with the pixel size the model will perceive."""
     return prompt_and_geometry(doc, lmms_eval_specific_kwargs)[0]
 
 
@@ -282,7 +283,7 @@ def _model_identity() -> dict[str, Any]:
 
 
 def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
-    """Per-metric entries for the aggregations, plus the per-sample record `mv_record` (SPEC §5.7)."""
+    """Per-metric entries for the aggregations, plus the per-sample record `mv_record` (docs/reference.md §5.7)."""
     settings = settings_for(doc)
     raw = results[0] if results else ""
     response = raw if isinstance(raw, str) else ("" if raw is None else str(raw))
@@ -357,7 +358,7 @@ METRIC_SOURCES["ad"] = METRIC_SOURCES["tl"]
 
 
 def metric_entries(family: str, metrics: dict[str, Any], success: bool, excluded: bool) -> dict[str, dict[str, Any]]:
-    """One `{value, success, excluded}` entry per lmms-eval metric of the family (SPEC §5.7)."""
+    """One `{value, success, excluded}` entry per lmms-eval metric of the family (docs/reference.md §5.7)."""
     out = {}
     for name, source in METRIC_SOURCES[family].items():
         value = float(success) if source is None else metrics.get(source)

@@ -1,4 +1,4 @@
-"""Prompt text for the three task families, byte-exact to the v1 and CoT templates (SPEC §3.1-§3.4).
+"""Prompt text for the three task families, byte-exact to the v1 and CoT templates (docs/reference.md §3.1-§3.4).
 
 A prompt is one user turn of newline-separated blocks with no trailing newline. Detection prompts state
 no sizes. T/L and A/D prompts state the pixel size (pw, ph) in mm, width first, printed with ``:.3f``;

@@ -1,4 +1,4 @@
-"""Slice loading and rendering as the v1 pipeline did (SPEC §1.7-§1.8).
+"""Slice loading and rendering as the v1 pipeline did (docs/reference.md §1.7-§1.8).
 
 A volume is decoded once and kept in a byte-bounded LRU cache in its stored dtype; slices are converted
 to float32 on demand (bit-identical to `get_fdata().astype(float32)`). No reorientation: the first
@@ -21,7 +21,7 @@ from PIL import Image
 from .errors import VolumeError
 from .notices import warn
 
-# width / level of the later-upstream CT windows (SPEC §1.7)
+# width / level of the later-upstream CT windows (docs/reference.md §1.7)
 HU_WINDOWS = {"soft_tissue": (400.0, 40.0), "lung": (1500.0, -600.0), "brain": (80.0, 40.0), "bone": (1800.0, 400.0)}
 WINDOW_BY_PARENT = {
     "Brain": "brain",

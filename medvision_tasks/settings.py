@@ -1,4 +1,4 @@
-"""Switches (SPEC §0.5): environment, active-adapter defaults, task-variant defaults, global defaults.
+"""Switches (docs/reference.md §0.5): environment, active-adapter defaults, task-variant defaults, global defaults.
 
 Settings are resolved once per subtask, frozen, and travel inside every per-sample record. This is the
 only module that reads MedVision environment variables.
@@ -43,7 +43,8 @@ ENV_NAMES: dict[str, tuple[str, str | None]] = {
     "allow_non_ras": ("MEDVISION_ALLOW_NON_RAS", None),
     "volume_cache_mb": ("MEDVISION_VOLUME_CACHE_MB", None),
     "volume_cache_items": ("MEDVISION_VOLUME_CACHE", None),
-    # row sources, plan overrides and the row cache (parsed by data.RowSources.from_env; SPEC §1.3, §1.6, §1.11)
+    # row sources, plan overrides and the row cache (parsed by data.RowSources.from_env;
+    # docs/reference.md §1.3, §1.6, §1.11)
     "arrow_dir": ("MEDVISION_ARROW_DIR", None),
     "arrow_map": ("MEDVISION_ARROW_MAP", None),
     "path_remap": ("MEDVISION_PATH_REMAP", None),
@@ -138,7 +139,7 @@ class Settings:
 
 @dataclass
 class ActiveModel:
-    """What the active plugin adapter registered (SPEC §7.1)."""
+    """What the active plugin adapter registered (docs/reference.md §7.1)."""
 
     info: dict[str, Any] = field(default_factory=dict)
     task_defaults: dict[str, Any] = field(default_factory=dict)
@@ -263,7 +264,8 @@ def volume_cache_bytes() -> int:
 
 
 def volume_cache_items() -> int | None:
-    """Optional cap on the number of cached volumes (MEDVISION_VOLUME_CACHE, SPEC §1.11); None = bytes only."""
+    """Optional cap on the number of cached volumes (MEDVISION_VOLUME_CACHE, docs/reference.md §1.11); None = bytes
+    only."""
     v = read_env("volume_cache_items")
     if v is None or not v.strip():
         return None

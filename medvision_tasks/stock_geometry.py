@@ -1,7 +1,7 @@
-"""Image geometry of stock lmms-eval models, read off the live model instance (SPEC §3.6, §3.7).
+"""Image geometry of stock lmms-eval models, read off the live model instance (docs/reference.md §3.6, §3.7).
 
-SPEC §3.7 resolves the geometry from MEDVISION_GEOMETRY, then the active plugin adapter, then a `geometry:` key
-in the task's kwargs block for the `--model` name. The plugin ships no such blocks; instead, for the stock
+docs/reference.md §3.7 resolves the geometry from MEDVISION_GEOMETRY, then the active plugin adapter, then a `geometry:`
+key in the task's kwargs block for the `--model` name. The plugin ships no such blocks; instead, for the stock
 lmms-eval 0.7.x models below, this module derives the rule from the instance lmms-eval actually built, so a
 user's `max_pixels=...` (or `max_num=...`, a checkpoint's grid, ...) changes the stated pixel size with it:
 

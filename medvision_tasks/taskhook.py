@@ -1,4 +1,4 @@
-"""Zero-flag task discovery, pre-flight checks and model capture (SPEC §0.4, §3.7), installed by the model
+"""Zero-flag task discovery, pre-flight checks and model capture (docs/reference.md §0.4, §3.7), installed by the model
 entry point.
 
 * `TaskManager.initialize_tasks` is wrapped so that the plugin's yaml/ folder joins `include_path`

@@ -1,4 +1,4 @@
-"""Box-size analysis of detection (SPEC §6.6, ``--boxsize``): metrics per GT box / image area bin, beside a
+"""Box-size analysis of detection (docs/reference.md §6.6, ``--boxsize``): metrics per GT box / image area bin, beside a
 seeded random-box detector.
 
 * **Box area.** ``box_img_ratio = dimensions[0]·dimensions[1] / (H·W)``, with ``dimensions = max − min + 1``

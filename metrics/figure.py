@@ -12,8 +12,8 @@ Per-label figure, one colour per model (a fixed 20-colour cycle, so 13 models st
 * (b) T/L MRE (%) per label of Table 3's row, log scale;
 * (c) A/D MRE (%) per sub-task label (Ceph distance, Ceph angle, FeTA24 distance), log scale.
 
-With ``--ci`` the bars carry the bootstrap intervals as error bars. SPEC §9 Q14: the paper's exact bar subset
-and order are not recoverable; this figure plots every qualifying region and label.
+With ``--ci`` the bars carry the bootstrap intervals as error bars. docs/reference.md §9 Q14: the paper's exact bar
+subset and order are not recoverable; this figure plots every qualifying region and label.
 """
 
 from __future__ import annotations
@@ -313,6 +313,6 @@ def write_boxsize_plot(boxsize: Mapping[str, Any], path: str | Path) -> Path:
     axes[2].set_xticks(range(len(labels)))
     axes[2].set_xticklabels(labels, rotation=45, ha="right", fontsize=7)
     axes[2].set_xlabel("GT box area / image area", fontsize=8)
-    axes[0].set_title("Detection by GT box size (SPEC §6.6)", fontsize=10, loc="left")
+    axes[0].set_title("Detection by GT box size (docs/reference.md §6.6)", fontsize=10, loc="left")
     axes[0].legend(fontsize=7, ncol=min(len(models) + 1, 4), frameon=False)
     return _save(figure, path)

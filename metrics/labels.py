@@ -1,4 +1,4 @@
-"""Leaderboard grouping keys from the v1 label maps (SPEC §6.2-§6.4, §6.7).
+"""Leaderboard grouping keys from the v1 label maps (docs/reference.md §6.2-§6.4, §6.7).
 
 The maps are the verbatim v1 extract shipped as ``medvision_metrics/data/label_maps_v1.json``. Labels are
 matched exactly (as stored in the plans); keyword tests on region keys are on the lower-cased key.
@@ -86,7 +86,7 @@ def _lookup(label: str | None, table: str, unknown: str, fallback: str) -> str:
 def region_key(
     region_label: str | None, region_modality: str | None, slice_dim: int | None, unknown: str = "error"
 ) -> str:
-    """Detection region key ``"{label_map_regroup[region_label]} @ {MOD} ({P})"`` (SPEC §6.2).
+    """Detection region key ``"{label_map_regroup[region_label]} @ {MOD} ({P})"`` (docs/reference.md §6.2).
 
     Example: ``region_key("kidney tumor", "CT", 2) == "Kidney Tumor/Lesion @ CT (A)"``.
 
@@ -101,7 +101,7 @@ def region_key(
 def tl_label_key(
     label_name: str | None, modality: str | None, slice_dim: int | None, unknown: str = "error"
 ) -> str:
-    """T/L label key ``"{label_map_rename[label_name]} @ {MOD} ({P})"`` (SPEC §6.3).
+    """T/L label key ``"{label_map_rename[label_name]} @ {MOD} ({P})"`` (docs/reference.md §6.3).
 
     Configs whose targets share a renamed name merge into one key.
 
@@ -113,7 +113,8 @@ def tl_label_key(
 
 
 def ad_label_key(dataset: str | None, metric_type: str | None, metric_key: str | None) -> str:
-    """A/D label key ``"{dataset}_{metric_type}_{metric_key}"`` (SPEC §6.4); FeTA24 planes pool into one key.
+    """A/D label key ``"{dataset}_{metric_type}_{metric_key}"`` (docs/reference.md §6.4); FeTA24 planes pool into one
+    key.
 
     Raises:
         RecordError: when any part is missing.

@@ -1,4 +1,4 @@
-"""Leaderboard: paper Tables 2-4 rows rebuilt from per-sample records (SPEC §6).
+"""Leaderboard: paper Tables 2-4 rows rebuilt from per-sample records (docs/reference.md §6).
 
 Input records are the ``mv_record`` dicts that the MedVision tasks write into lmms-eval samples files
 (``*_samples_medvision_*.jsonl``, needs ``--log_samples``). Every record is re-scored from its ``response``
@@ -39,11 +39,12 @@ from .labels import (
     tl_label_key,
 )
 from .options import bool_word
+from .paper_notes import check_paper_model, near_zero_note, unpublished_models_warning
 from .parse import PARSE_MODES
 from .reduce import aggregate_detection, aggregate_measure
 from .reference import PAPER_HEADLINE_COUNTS, model_key_for, paper_rows
 from .scores import is_nan
-from .scoring import FAMILY_K, ScoringSwitches, score_sample
+from .scoring import AD_NEAR_ZERO_GT_THRESHOLD, FAMILY_K, ScoringSwitches, score_sample
 from .spacing import Item as SpacingItem
 from .spacing import is_spacing_record, spacing_table
 
@@ -311,7 +312,7 @@ def _recorded_setting(record: Mapping[str, Any], name: str, where: str, flag: st
 
 
 def _weighted_mean(pairs: Iterable[tuple[int, float]]) -> float:
-    """``sum(N*m) / sum(N)`` over pairs with N > 0 and finite m (SPEC §6.2-§6.4; an inf stays in its own
+    """``sum(N*m) / sum(N)`` over pairs with N > 0 and finite m (docs/reference.md §6.2-§6.4; an inf stays in its own
     region/label mean, §5.5, but leaves the group row); NaN if none."""
     total, weight = 0.0, 0
     for n, value in pairs:
@@ -389,6 +390,7 @@ class LeaderboardOptions:
         if int(self.boxsize_draws) < 1:
             raise ValueError(f"boxsize_draws must be >= 1, got {self.boxsize_draws!r}")
         if self.paper_model is not None:
+            check_paper_model(self.paper_model)
             self.paper = True
         if self.preset == "paper":
             self.tl_remove_multicluster = True
@@ -850,6 +852,10 @@ def _ad(
         }
         if group == AD_OVERALL_GROUP:
             row["note"] = "all A/D labels pooled, mm and degrees mixed; for information only"
+        elif group == "ceph_angle":
+            pairs = [(float(r["target"][0]), s) for k, (r, s, _) in zip(keys, items) if ad_group(k) == group]
+            if note := near_zero_note(pairs, AD_NEAR_ZERO_GT_THRESHOLD):
+                row["note"] = note
         rows.append(row)
     details.sort(key=lambda d: d["label"])
     return rows, details
@@ -937,7 +943,7 @@ def build_leaderboard(
     boxsize_seed: int = DEFAULT_BOXSIZE_SEED,
     boxsize_draws: int = DEFAULT_BOXSIZE_DRAWS,
 ) -> dict[str, Any]:
-    """Rebuild the paper's Tables 2-4 rows from ``mv_record`` dicts (SPEC §6).
+    """Rebuild the paper's Tables 2-4 rows from ``mv_record`` dicts (docs/reference.md §6).
 
     Args:
         records: records as returned by :func:`load_records` (or plain ``mv_record`` dicts).
@@ -1069,6 +1075,8 @@ def _build(records: list[dict[str, Any]], opts: LeaderboardOptions) -> dict[str,
         tables[table].sort(key=lambda row, order=group_order: (order.index(row["group"]), row["model"]))
     if opts.paper:
         _insert_paper_rows(tables, opts.paper_model)
+        if unpublished := unpublished_models_warning(tables, opts.paper_model):
+            warnings.append(unpublished)
 
     result: dict[str, Any] = {
         **tables,

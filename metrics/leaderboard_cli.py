@@ -1,4 +1,4 @@
-"""``medvision-eval leaderboard``: paper Tables 2-4 rows from per-sample logs (SPEC §6)."""
+"""``medvision-eval leaderboard``: paper Tables 2-4 rows from per-sample logs (docs/reference.md §6)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from .figure import check_figure_path, require_matplotlib, write_boxsize_plot, w
 from .labels import UNKNOWN_LABEL_POLICIES, minimum_group_size
 from .leaderboard import PARSE_OPTIONS, PRESETS, build_leaderboard, load_records
 from .leaderboard_html import write_leaderboard_html
+from .options import choice, metavar
 from .report import FORMATS, SPACING_CSV, boxsize_csv, render, spacing_csv, table_csvs, to_json
 
 DETAIL_FILES: dict[str, str] = {
@@ -49,14 +50,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "paths", nargs="+", metavar="PATH", help="run folders or *_samples_medvision_*.jsonl files"
     )
     parser.add_argument(
-        "--format", choices=FORMATS, default="text", help="stdout report format (default: text)"
+        "--format",
+        type=choice("--format", FORMATS),
+        metavar=metavar(FORMATS),
+        default="text",
+        help="stdout report format (default: text)",
     )
     parser.add_argument(
         "--out", metavar="DIR", help="also write leaderboard.json, the table CSVs and per-label JSON"
     )
     parser.add_argument(
         "--parse",
-        choices=PARSE_OPTIONS,
+        type=choice("--parse", PARSE_OPTIONS),
+        metavar=metavar(PARSE_OPTIONS),
         default="as-run",
         help="re-parse rule (default: as-run, the recorded one)",
     )
@@ -78,7 +84,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="drop T/L slices listed in the multi-cluster files",
     )
     parser.add_argument(
-        "--preset", choices=PRESETS, default="v1", help="v1 (default) or paper (v1 + the two filters above)"
+        "--preset",
+        type=choice("--preset", PRESETS),
+        metavar=metavar(PRESETS),
+        default="v1",
+        help="v1 (default) or paper (v1 + the two filters above)",
     )
     parser.add_argument(
         "--min-group-size",
@@ -115,7 +125,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--unknown-label",
-        choices=UNKNOWN_LABEL_POLICIES,
+        type=choice("--unknown-label", UNKNOWN_LABEL_POLICIES),
+        metavar=metavar(UNKNOWN_LABEL_POLICIES),
         default="error",
         help="labels missing from the v1 maps",
     )

@@ -1,4 +1,4 @@
-"""Answer parsing: turn a model response into k numbers (SPEC §4).
+"""Answer parsing: turn a model response into k numbers (docs/reference.md §4).
 
 Two rules exist:
 

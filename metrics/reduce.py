@@ -1,4 +1,5 @@
-"""Reducers: per-sample scores to group metrics (SPEC §5.5) and to lmms-eval metrics (SPEC §5.7).
+"""Reducers: per-sample scores to group metrics (docs/reference.md §5.5) and to lmms-eval metrics
+(docs/reference.md §5.7).
 
 Input samples are plain dicts ``{"success": bool, "excluded": bool, "metrics": {...}}`` with the metrics of
 :mod:`medvision_metrics.scores`. Excluded samples are ignored entirely (they leave N as well). N counts every
@@ -56,7 +57,7 @@ def _cumulative_buckets(values: list[float], n: int, prefix: str) -> dict[str, f
 
 
 def aggregate_detection(samples: Iterable[Mapping[str, Any]]) -> dict[str, float]:
-    """Detection metrics of one group: a subtask, a region or a label (SPEC §5.5).
+    """Detection metrics of one group: a subtask, a region or a label (docs/reference.md §5.5).
 
     Returns:
         ``N`` and ``successes`` (counts); ``iou``, ``f1``, ``precision``, ``recall`` (means over all N,
@@ -90,7 +91,7 @@ def aggregate_detection(samples: Iterable[Mapping[str, Any]]) -> dict[str, float
 
 
 def aggregate_measure(samples: Iterable[Mapping[str, Any]]) -> dict[str, float]:
-    """T/L or A/D metrics of one group: a subtask or a label (SPEC §5.5).
+    """T/L or A/D metrics of one group: a subtask or a label (docs/reference.md §5.5).
 
     Returns:
         ``N`` and ``successes`` (counts); ``avgMAE`` (mm or degrees) and ``avgMRE`` (fraction), means over
@@ -162,7 +163,7 @@ HIGHER_IS_BETTER: dict[str, bool] = {name: name not in ("mae_coord", "mae", "mre
 
 
 def reduce_metric(name: str, entries: Iterable[Mapping[str, Any]]) -> float:
-    """Reduce one lmms-eval metric over its per-sample entries (SPEC §5.7).
+    """Reduce one lmms-eval metric over its per-sample entries (docs/reference.md §5.7).
 
     Each entry is ``{"value": float | None, "success": bool, "excluded": bool}``; excluded entries are
     ignored and N is the number of the others.

@@ -1,4 +1,4 @@
-"""Published reference numbers (paper Tables 2-4, SPEC §8) and the adapter -> ``model_key`` mapping (§7.3).
+"""Published reference numbers (paper Tables 2-4, docs/reference.md §8) and the adapter -> ``model_key`` mapping (§7.3).
 
 Units are the paper's: percentages as printed; MAE in mm, or degrees for Ceph angles.
 """
@@ -61,7 +61,7 @@ PAPER_HEADLINE_COUNTS: dict[tuple[str, str], tuple[int | None, int]] = {
 PAPER_ROW_NOTES: dict[str, str] = {
     "medgemma_27b": (
         "the v1 driver loads MedGemma-4B whatever checkpoint is passed; this paper row may come from 4B "
-        "(SPEC §9 Q6)"
+        "(docs/reference.md §9 Q6)"
     ),
 }
 
@@ -89,7 +89,7 @@ def checkpoint_basename(pretrained: str) -> str:
 
 
 def model_key_for(adapter: str, pretrained: str | None) -> str:
-    """Leaderboard model identity for an adapter and its checkpoint (SPEC §7.3).
+    """Leaderboard model identity for an adapter and its checkpoint (docs/reference.md §7.3).
 
     * A plugin adapter with no ``pretrained`` or its paper checkpoint (HF id or a local folder of the same
       name, case-insensitive) gives the paper's ``model_key``; known alternatives too (MedGemma 27B,

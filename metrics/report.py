@@ -2,8 +2,9 @@
 
 Formats: ``text`` (aligned terminal tables), ``md``, ``csv``, ``latex`` (booktabs) and ``json``. Values are
 printed in the paper's units with one decimal. The best three values of each column among the *measured*
-rows of one group are marked: ``¹ ² ³`` in text/md/csv, bold/underline/italic in LaTeX (dense ranking on
-the printed values; columns with fewer than two values are not marked).
+rows of one group are marked: ``¹ ² ³`` in text/md, bold/underline/italic in LaTeX (dense ranking on
+the printed values; columns with fewer than two values are not marked), with a legend line. ``csv`` is plain
+CSV: one header starting with ``table`` and one line per row, no marks.
 
 ``text``, ``md`` and ``csv`` print one line per (model, group, source). ``latex`` prints Tables 2-4 in the
 paper's layout: one line per (model, source), the paper's column groups side by side (Anatomy |
@@ -314,6 +315,17 @@ def _text_line(values: Sequence[str], widths: Sequence[int], numeric: Sequence[b
     return "  ".join(parts).rstrip()
 
 
+RANK_LEGEND = (
+    "¹ ² ³ = best, second and third value of a column among the measured rows of one group (dense ranking on "
+    "the printed values); published (paper) rows and columns with fewer than two values are not ranked"
+)
+LATEX_RANK_LEGEND = "bold, underlined, italic = best, second, third measured value of a column in one row group"
+
+
+def _has_marks(ranks: Sequence[Sequence[int | None]]) -> bool:
+    return any(rank for row in ranks for rank in row)
+
+
 def _render_text(sections: list[_Section], warnings: Sequence[str]) -> str:
     blocks = []
     for s in sections:
@@ -328,6 +340,8 @@ def _render_text(sections: list[_Section], warnings: Sequence[str]) -> str:
             lines.extend(_text_line(row, widths, s.numeric) for row in body)
         lines.extend(f"  note: {n}" for n in s.notes)
         blocks.append("\n".join(lines))
+    if any(_has_marks(s.ranks) for s in sections):
+        blocks.append(f"legend: {RANK_LEGEND}")
     if warnings:
         blocks.append("\n".join(["warnings:", *(f"  - {w}" for w in warnings)]))
     return "\n\n".join(blocks) + "\n"
@@ -349,33 +363,42 @@ def _render_md(sections: list[_Section], warnings: Sequence[str]) -> str:
             lines.append("")
             lines.extend(f"- {n}" for n in s.notes)
         blocks.append("\n".join(lines))
+    if any(_has_marks(s.ranks) for s in sections):
+        blocks.append(f"Legend: {RANK_LEGEND}.")
     if warnings:
         blocks.append("\n".join(["**Warnings**", "", *(f"- {w}" for w in warnings)]))
     return "\n\n".join(blocks) + "\n"
 
 
+def _csv_columns(s: _Section) -> list[str]:
+    """The section's columns, each measured column followed by its interval columns when it has any."""
+    with_ci = [any(row[j] for row in s.intervals) for j in range(len(s.columns))] if s.intervals else []
+    columns: list[str] = []
+    for j, column in enumerate(s.columns):
+        columns.append(column)
+        if with_ci and with_ci[j]:
+            columns += [f"{column}_ci_low", f"{column}_ci_high"]
+    return columns
+
+
 def _render_csv(sections: list[_Section]) -> str:
+    """Plain CSV for any set of sections: one header (``table``, then every column of every section in order of
+    first appearance) and one line per row, the section title in ``table``; no marks, empty = not available."""
+    per_section = [_csv_columns(s) for s in sections]
+    header = list(dict.fromkeys(c for columns in per_section for c in columns))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    for index, s in enumerate(sections):
-        if index:
-            writer.writerow([])
-        writer.writerow([s.title])
-        with_ci = [any(row[j] for row in s.intervals) for j in range(len(s.columns))] if s.intervals else []
-        header: list[str] = []
-        for j, column in enumerate(s.columns):
-            header.append(column)
-            if with_ci and with_ci[j]:
-                header += [f"{column}_ci_low", f"{column}_ci_high"]
-        writer.writerow(header)
-        for i, (row, ranks) in enumerate(zip(s.cells, s.ranks)):
-            line: list[str] = []
-            for j, (cell, rank) in enumerate(zip(row, ranks)):
-                line.append(_marked(cell, rank))
-                if with_ci and with_ci[j]:
-                    bounds = s.intervals[i][j]
-                    line += list(bounds) if bounds else ["", ""]
-            writer.writerow(line)
+    writer.writerow(["table", *header])
+    for s in sections:
+        for i, row in enumerate(s.cells):
+            values: dict[str, str] = {}
+            for j, cell in enumerate(row):
+                column = s.columns[j]
+                values[column] = "" if cell == "-" else cell
+                bounds = s.intervals[i][j] if s.intervals else None
+                if bounds:
+                    values[f"{column}_ci_low"], values[f"{column}_ci_high"] = bounds
+            writer.writerow([s.title, *(values.get(c, "") for c in header)])
     return buffer.getvalue()
 
 
@@ -572,8 +595,9 @@ def _latex_paper(t: PaperTable) -> str:
     for cells, marks, bounds in zip(t.cells, t.ranks, t.intervals):
         lines.append(" & ".join(_latex_cell(c, r, i) for c, r, i in zip(cells, marks, bounds)) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
-    if t.notes:
-        lines.append("\\par\\footnotesize " + latex_escape("; ".join(t.notes)))
+    notes = [*t.notes, LATEX_RANK_LEGEND] if _has_marks(t.ranks) else t.notes
+    if notes:
+        lines.append("\\par\\footnotesize " + latex_escape("; ".join(notes)))
     lines.append("\\end{table}")
     return "\n".join(lines)
 

@@ -1,4 +1,4 @@
-"""Per-sample scores for the three task families (SPEC §5.1-§5.4).
+"""Per-sample scores for the three task families (docs/reference.md §5.1-§5.4).
 
 Conventions:
 
@@ -35,7 +35,7 @@ def _point_rc(coords: Sequence) -> tuple[float, float]:
 def detection_target(
     image_size_2d_hw: Sequence[int], min_coords_rc: Sequence, max_coords_rc: Sequence
 ) -> list[float]:
-    """Detection ground truth in the answer frame (SPEC §5.1).
+    """Detection ground truth in the answer frame (docs/reference.md §5.1).
 
     Args:
         image_size_2d_hw: ``(H, W)`` of the original 2D slice, in pixels.
@@ -71,7 +71,7 @@ def _as_floats(values: Sequence[float], k: int, name: str) -> list[float]:
 def score_detection(
     pred: Sequence[float] | None, target: Sequence[float], box_fix: bool = False
 ) -> dict[str, float]:
-    """Score one detection answer against its GT box (SPEC §5.2).
+    """Score one detection answer against its GT box (docs/reference.md §5.2).
 
     Both boxes are relative ``[x_min, y_min, x_max, y_max]`` with the origin lower-left (§5.1).
 
@@ -117,7 +117,7 @@ def _relative_error(abs_error: float, truth: float) -> float:
 
 
 def score_tl(pred: Sequence[float] | None, target: Sequence[float]) -> dict[str, float]:
-    """Score one tumour/lesion size answer (SPEC §5.3).
+    """Score one tumour/lesion size answer (docs/reference.md §5.3).
 
     Args:
         pred: the 2 parsed numbers ``(major, minor)`` in mm, in the order given (not sorted: a swap is
@@ -138,7 +138,7 @@ def score_tl(pred: Sequence[float] | None, target: Sequence[float]) -> dict[str,
 
 
 def score_ad(pred: Sequence[float] | None, target: Sequence[float]) -> dict[str, float]:
-    """Score one angle/distance answer (SPEC §5.4).
+    """Score one angle/distance answer (docs/reference.md §5.4).
 
     Args:
         pred: the single parsed number (mm for distances, degrees for angles), or ``None`` for a failure.

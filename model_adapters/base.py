@@ -19,15 +19,23 @@ from medvision_tasks.hooks import note_generation
 from .errors import AdapterConfigError
 
 COMMON_ARGS = ("pretrained", "backend", "batch_size", "device", "max_batch_size")
+# lmms-eval passes its own --batch_size/--max_batch_size flags as keyword arguments; never model args.
+HOST_FLAG_ARGS = ("batch_size", "max_batch_size")
+
+
+def host_flag_message(adapter: str, key: str) -> str:
+    """The error for a host flag given in --model_args (names the lmms-eval flag to use instead)."""
+    return f"--model {adapter}: {key} is not a --model_args key; use lmms-eval's --{key} flag (e.g. --{key} 4)."
 
 
 def check_model_args(adapter: str, given: dict[str, Any], valid: tuple[str, ...]) -> None:
     """Raise AdapterConfigError for any key not in `valid`, listing the valid keys and the closest one."""
+    shown = sorted(k for k in valid if k not in HOST_FLAG_ARGS)
     for key in given:
         if key not in valid:
-            hint = did_you_mean(key, valid)
+            hint = did_you_mean(key, shown)
             raise AdapterConfigError(
-                f"--model {adapter}: unknown --model_args key {key!r}.{hint} Valid keys: {', '.join(sorted(valid))}."
+                f"--model {adapter}: unknown --model_args key {key!r}.{hint} Valid keys: {', '.join(shown)}."
             )
 
 
@@ -56,8 +64,18 @@ class MedVisionModel(lmms):
         self.batch_size_per_gpu = int(batch_size or 1)
         self.model_kwargs = kwargs
 
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str, additional_config: dict[str, Any] | None = None) -> Any:
+        """lmms-eval's constructor path; a host flag (``batch_size``) in ``arg_string`` is an AdapterConfigError."""
+        given = {part.split("=", 1)[0].strip() for part in (arg_string or "").split(",") if part.strip()}
+        for key in HOST_FLAG_ARGS:
+            if key in given:
+                profile = getattr(cls, "profile", None)
+                raise AdapterConfigError(host_flag_message(getattr(profile, "name", cls.adapter_name), key))
+        return super().create_from_arg_string(arg_string, additional_config)
+
     def register(self, generation: dict[str, Any] | None = None) -> None:
-        """Tell the task hooks which model is active (SPEC §7.1)."""
+        """Tell the task hooks which model is active (docs/reference.md §7.1)."""
         mv_settings.register_active_model(
             {
                 "adapter": self.adapter_name,

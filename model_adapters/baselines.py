@@ -1,4 +1,4 @@
-"""Baselines that need no GPU (SPEC §7.5): seeded random answers, Train-split priors, saved responses."""
+"""Baselines that need no GPU (docs/reference.md §7.5): seeded random answers, Train-split priors, saved responses."""
 
 from __future__ import annotations
 
@@ -218,6 +218,9 @@ class ReplayModel(MedVisionModel):
         else:
             self.pretrained = self.pretrained or self.path
         self.register({"source": self.path, "replayed": True})
+        from .run_name import name_replay_run, replay_run_name
+
+        name_replay_run(self.path, replay_run_name(self.path, as_adapter))
 
     def respond(self, doc: dict[str, Any], prompt: str, gen_kwargs: dict[str, Any], doc_to_visual: Any) -> str:
         row = int(doc["mv_row"])

@@ -1,4 +1,4 @@
-"""Profile-driven adapters for the chat VLMs of SPEC §7.3: one request loop for every backend.
+"""Profile-driven adapters for the chat VLMs of docs/reference.md §7.3: one request loop for every backend.
 
 `MedVisionChatModel` reads its `profile` (profiles.py), validates `--model_args` before any weights load,
 registers identity, geometry and task defaults with `medvision_tasks.settings`, builds each request's
@@ -228,7 +228,7 @@ def validate_arguments(
     max_batch_size: Any,
     kwargs: dict[str, Any],
 ) -> ResolvedArgs:
-    """Check every model argument without loading anything (SPEC §7.1, §7.7 bug 1).
+    """Check every model argument without loading anything (docs/reference.md §7.1, §7.7 bug 1).
 
     Raises:
         AdapterConfigError: unknown key or backend, bad value, missing local `pretrained` folder,

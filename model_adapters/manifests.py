@@ -1,4 +1,4 @@
-"""Entry point `lmms_eval.models: medvision` (SPEC §0.4): data only, import-light.
+"""Entry point `lmms_eval.models: medvision` (docs/reference.md §0.4): data only, import-light.
 
 Importing this module imports nothing heavy (no torch, transformers or lmms_eval.models, which is
 mid-import when entry points load). Calling `manifests()` builds the ModelManifest objects and installs

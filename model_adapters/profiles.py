@@ -1,9 +1,9 @@
-"""One declarative profile per `--model` name (SPEC §7.3, §7.4): adding a model means adding a row.
+"""One declarative profile per `--model` name (docs/reference.md §7.3, §7.4): adding a model means adding a row.
 
 A profile says which checkpoint to load, which backends may run it, how its messages are laid out (system
 prompt; image before or after the text), which generation settings the paper used, which image geometry
-its processor applies (SPEC §3.6) and which task settings it changes (SPEC §0.5). It holds data only:
-this module imports no torch, transformers or lmms-eval, so tools and docs can read it cheaply.
+its processor applies (docs/reference.md §3.6) and which task settings it changes (docs/reference.md §0.5). It holds
+data only: this module imports no torch, transformers or lmms-eval, so tools and docs can read it cheaply.
 
 Conventions:
 
@@ -14,7 +14,7 @@ Conventions:
   arguments (e.g. `max_pixels`) that set the processor limit and the stated geometry together; the adapter
   may refine the others from the checkpoint's processor config (e.g. LLaVA-OneVision grid pinpoints).
 * The first entry of `checkpoints` is the default `pretrained`; every entry maps a checkpoint to the
-  paper's `model_key` (SPEC §7.3), which the leaderboard uses.
+  paper's `model_key` (docs/reference.md §7.3), which the leaderboard uses.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from .errors import AdapterConfigError
 
 BACKENDS: tuple[str, ...] = ("hf", "vllm", "openai")
 IMAGE_POSITIONS: tuple[str, ...] = ("after_text", "before_text")
-# Families the `hf` backend knows; "third_party" models are run by their own adapters (SPEC §7.6).
+# Families the `hf` backend knows; "third_party" models are run by their own adapters (docs/reference.md §7.6).
 FAMILIES: tuple[str, ...] = ("qwen2_5_vl", "gemma3", "llava_onevision", "internvl", "mllama", "third_party")
 GENERATION_KEYS: tuple[str, ...] = (
     "max_new_tokens",
@@ -44,7 +44,7 @@ GENERATION_KEYS: tuple[str, ...] = (
 )
 DTYPES: tuple[str, ...] = ("auto", "bfloat16", "float16", "float32")
 MEDGEMMA_SYSTEM_PROMPT = "You are an expert radiologist."
-# Llama 3.2 Vision (Mllama) was dropped by vLLM after this release (SPEC §7.4).
+# Llama 3.2 Vision (Mllama) was dropped by vLLM after this release (docs/reference.md §7.4).
 MLLAMA_MAX_VLLM_VERSION = "0.10.2"
 
 # The paper's sampling for the vLLM-run models: temperature 0 (greedy), top_p 0.95, 1024 new tokens.
@@ -77,7 +77,7 @@ class Checkpoint:
 
 @dataclass(frozen=True)
 class ThirdPartyRepo:
-    """The authors' repository a third-party model needs (SPEC §7.6), and how to tell the user to get it.
+    """The authors' repository a third-party model needs (docs/reference.md §7.6), and how to tell the user to get it.
 
     `adapter` and `model` are filled from the profile that holds the row.
     """
@@ -122,7 +122,9 @@ class ModelProfile:
     def __post_init__(self) -> None:
         where = f"profile {self.name!r}"
         if not self.name.startswith("medvision_"):
-            raise AdapterConfigError(f"{where}: --model names start with 'medvision_' (SPEC §0.4); rename it.")
+            raise AdapterConfigError(
+                f"{where}: --model names start with 'medvision_' (docs/reference.md §0.4); rename it."
+            )
         if not self.checkpoints:
             raise AdapterConfigError(f"{where}: give at least one checkpoint (the first is the default).")
         bad = [b for b in self.backends if b not in BACKENDS]
@@ -233,7 +235,8 @@ _ROWS: tuple[ModelProfile, ...] = (
         adapter_class="Lingshu",
         image_position="before_text",
         generation={"max_new_tokens": 1024},
-        notes="Other sampling comes from the checkpoint's generation_config (SPEC §9 Q7); greedy=true forces greedy.",
+        notes="Other sampling comes from the checkpoint's generation_config (docs/reference.md §9 Q7); "
+        "greedy=true forces greedy.",
     ),
     ModelProfile(
         name="medvision_medgemma",
@@ -252,7 +255,7 @@ _ROWS: tuple[ModelProfile, ...] = (
         geometry_rule="fixed",
         geometry_params={"size": 896},
         attn_implementation="eager",
-        notes="Gated. The 4B model answers empty in dtypes other than bfloat16 (SPEC §7.4).",
+        notes="Gated. The 4B model answers empty in dtypes other than bfloat16 (docs/reference.md §7.4).",
     ),
     _qwen(
         "medvision_qwen2_5_vl",
@@ -296,7 +299,7 @@ _ROWS: tuple[ModelProfile, ...] = (
         processor_args=("max_num",),
         trust_remote_code=True,
         notes="Remote-code checkpoint: pass trust_remote_code=true for hf and vllm. The placeholder lands "
-        "before the text (SPEC §9 Q9).",
+        "before the text (docs/reference.md §9 Q9).",
     ),
     ModelProfile(
         name="medvision_gemma3",
@@ -415,7 +418,7 @@ _ROWS: tuple[ModelProfile, ...] = (
             environment="transformers 4.40.0",
             geometry="clip336_pad",
         ),
-        notes="HuatuoChatbot.inference() returns a list: take [0]. Seeded per request (SPEC §7.4).",
+        notes="HuatuoChatbot.inference() returns a list: take [0]. Seeded per request (docs/reference.md §7.4).",
     ),
 )
 

@@ -1,4 +1,4 @@
-"""Adapters for the paper models that load only through their authors' repositories (SPEC §7.3, §7.6).
+"""Adapters for the paper models that load only through their authors' repositories (docs/reference.md §7.3, §7.6).
 
 * `--model medvision_healthgpt`: HealthGPT-L14, phi-4 + CLIP ViT-L/14-336 + H-LoRA (DCDmllm/HealthGPT).
 * `--model medvision_meddr`: MedDr 40B, InternVL-style chat model (sunanhe/MedDr).

@@ -1,9 +1,10 @@
-"""Synthetic MedVision data root with the real dataset names of every benchmark config (SPEC §1, §2.2, §2.4).
+"""Synthetic MedVision data root with the real dataset names of every benchmark config
+(docs/reference.md §1, §2.2, §2.4).
 
 ``build_fixture_root(out_dir)`` writes, byte-deterministically and in about a second, a root in the official
-on-disk layout (SPEC §1.1) that holds a plan task for every config of ``medvision_tasks/catalogue.tsv``
+on-disk layout (docs/reference.md §1.1) that holds a plan task for every config of ``medvision_tasks/catalogue.tsv``
 (sets main, detection_planeood, detection_taskood, tl_planeood, tl_taskood) on all three planes and both
-splits, plus ``expected_rows.json``: for every config, the rows SPEC §1.4 prescribes, decided by the
+splits, plus ``expected_rows.json``: for every config, the rows docs/reference.md §1.4 prescribes, decided by the
 generator (never read back from the plans).
 
 Volumes are tiny gzip NIfTI-1 files with a diagonal RAS+ affine, shape (14, 12, 11) voxels and spacing

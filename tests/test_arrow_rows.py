@@ -1,4 +1,5 @@
-"""Rows from an official Arrow build (SPEC §1.6): stored order, cap, path remap, and docs identical to plan rows."""
+"""Rows from an official Arrow build (docs/reference.md §1.6): stored order, cap, path remap, and docs identical to plan
+rows."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Plan reader (SPEC §1.2-§1.5) on the phantom root: counts, order, filters, ceiling, float16, bad input."""
+"""Plan reader (docs/reference.md §1.2-§1.5) on the phantom root: counts, order, filters, ceiling, float16, bad
+input."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every benchmark config on the fixture root (tests/fixture_root.py) yields exactly the rows SPEC §1.4
+"""Every benchmark config on the fixture root (tests/fixture_root.py) yields exactly the rows docs/reference.md §1.4
 prescribes, in exactly that order, at v1.0.0, at `latest` and unfiltered."""
 
 from __future__ import annotations

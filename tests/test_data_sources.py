@@ -1,4 +1,5 @@
-"""Row cache (SPEC §1.11), plan overrides (§1.3, §9 Q4) and bad plans/files (issue 3) on the fixture root."""
+"""Row cache (docs/reference.md §1.11), plan overrides (§1.3, §9 Q4) and bad plans/files (issue 3) on the fixture
+root."""
 
 from __future__ import annotations
 

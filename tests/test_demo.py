@@ -1,4 +1,4 @@
-"""Tests for the phantom data-root generator (SPEC §2.7): determinism, GT = geometry, manifest counts."""
+"""Tests for the phantom data-root generator (docs/reference.md §2.7): determinism, GT = geometry, manifest counts."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def extent(comp: list[tuple[int, int]]) -> tuple[int, int, int, int]:
 
 
 def count_rows(root: Path, config: str, filtered: bool = True, ceiling: str = "1.0.0") -> int:
-    """SPEC §1.4, written independently of the generator: parse, flatten, filter, count."""
+    """docs/reference.md §1.4, written independently of the generator: parse, flatten, filter, count."""
     parts = config.split("_")
     dataset, annotation, split = parts[0], parts[1], parts[-1]
     metric_token = parts[2] if parts[2] in ("Distance", "Angle") else None

@@ -1,4 +1,4 @@
-"""export-requests -> docs/runners/run_external.py -> medvision_replay on the demo (SPEC §7.6 route)."""
+"""export-requests -> docs/runners/run_external.py -> medvision_replay on the demo (docs/reference.md §7.6 route)."""
 
 from __future__ import annotations
 

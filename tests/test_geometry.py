@@ -1,4 +1,5 @@
-"""Geometry rules and stated pixel size: every row of the SPEC §3.6 test-vector table, plus parsing errors."""
+"""Geometry rules and stated pixel size: every row of the docs/reference.md §3.6 test-vector table, plus parsing
+errors."""
 
 from __future__ import annotations
 
@@ -148,7 +149,7 @@ def test_llava_fixed_ceph() -> None:
 def test_llava_v1_ceph_swaps_width_and_height() -> None:
     # Official bug: selection run on (W, H) = (2400, 1935) -> (2304, 1920), used as (Hc, Wc).
     # Stated at 0.1 mm: pw = 0.1*2400/1920 = 0.125, ph = 0.1*1935/2304 = 0.084
-    # (the SPEC table writes them H x W: 0.084 x 0.125).
+    # (written H x W: 0.084 x 0.125).
     perceived = perceive(parse_geometry("llava_ov_anyres"), 1935, 2400)
     assert perceived.canvas_hw == perceived.content_hw == (2304, 1920)
     assert _stated((0.1, 0.1), (1935, 2400), perceived.content_hw) == "0.125 x 0.084"

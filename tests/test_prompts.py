@@ -1,6 +1,6 @@
-"""Golden-file tests for the v1 and CoT prompt templates (SPEC §3.1-§3.4, §10 item 3).
+"""Golden-file tests for the v1 and CoT prompt templates (docs/reference.md §3.1-§3.4, §10 item 3).
 
-The golden texts in tests/golden/prompts/ were assembled from the SPEC template text with the numbers
+The golden texts in tests/golden/prompts/ were assembled from the official template text with the numbers
 worked out by hand below; they are compared byte for byte (no trailing newline).
 
 Slice: 160 x 384 (H x W), header spacing (px_h, px_w) = (0.8, 0.7) mm.

@@ -1,4 +1,4 @@
-"""Rendering (SPEC §1.7): bit-identical slices, min-max truncation, constant slice, HU windows,
+"""Rendering (docs/reference.md §1.7): bit-identical slices, min-max truncation, constant slice, HU windows,
 percentile fallback, zoom reshape, and one volume read shared by doc_to_visual and doc_to_text."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Settings precedence (SPEC §0.5): env > active adapter > task variant > global; frozen and recorded."""
+"""Settings precedence (docs/reference.md §0.5): env > active adapter > task variant > global; frozen and recorded."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ from medvision_tasks.stock_geometry import (
 
 QWEN_CHAT = ("lmms_eval.models.chat.qwen2_5_vl", "Qwen2_5_VL")
 QWEN_SIMPLE = ("lmms_eval.models.simple.qwen2_5_vl", "Qwen2_5_VL")
-# Slices of the benchmark and of SPEC §3.6 (H, W), non-square ones included.
+# Slices of the benchmark and of docs/reference.md §3.6 (H, W), non-square ones included.
 SHAPES = [(182, 218), (512, 512), (1935, 2400), (40, 48), (160, 384), (768, 768), (14, 12)]
 TL_DEMO_TASK = "medvision_demo_tl_kits23_task01_axial"
 
@@ -163,7 +163,7 @@ def test_llama_vision_tiles_match_the_mllama_processor():
         tiles_h, tiles_w = ratios[ratio_id - 1]
         canvas = mllama_optimal_tiled_canvas(height, width, params["max_image_tiles"], params["tile_size"])
         assert canvas == (tiles_h * 560, tiles_w * 560), (height, width)
-    # SPEC §3.6: 160x384 -> content 233x560.
+    # docs/reference.md §3.6: 160x384 -> content 233x560.
     assert perceive_chain(derived.rule, 160, 384)[0].content_hw == (233, 560)
 
 
@@ -198,7 +198,7 @@ def test_llava_onevision_anyres_grid_from_the_config():
     derived = derive_stock_geometry(_llava("anyres_max_9"))
     assert derived is not None and derived.rule.startswith("llava_ov_anyres:grid_pinpoints=384x384;768x384;")
     assert derived.rule.count(";") == 35
-    # SPEC §3.6 vectors (fixed form) and the v1 bug (W, H swapped).
+    # docs/reference.md §3.6 vectors (fixed form) and the v1 bug (W, H swapped).
     assert perceive_chain(derived.rule, 160, 384, fix=True)[0].canvas_hw == (384, 384)
     assert perceive_chain(derived.rule, 160, 384, fix=True)[0].content_hw == (160, 384)
     fixed = perceive_chain(derived.rule, 1935, 2400, fix=True)[0]

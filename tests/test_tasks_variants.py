@@ -1,7 +1,7 @@
-"""Resolution and chain-of-thought variants at the hooks level (no model), and SPEC's worked prompt examples.
+"""Resolution and chain-of-thought variants at the hooks level (no model), and worked prompt examples.
 
-Resolution variants (SPEC §2.5) reshape the slice to N x N, state the rescaled spacing and keep the targets;
-CoT variants (SPEC §2.6) use the CoT prompt, parse inside <answer> and generate up to 4096 tokens.
+Resolution variants (docs/reference.md §2.5) reshape the slice to N x N, state the rescaled spacing and keep the
+targets; CoT variants (docs/reference.md §2.6) use the CoT prompt, parse inside <answer> and generate up to 4096 tokens.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def test_cot_templates_set_max_new_tokens_4096_and_v1_do_not():
         assert "temperature" not in cot + v1
 
 
-# ---------------------------------------------------------------------------- SPEC worked examples
+# ---------------------------------------------------------------------------- worked examples
 TL_DOC = {
     "mv_family": "tl",
     "mv_image_description": "abdominal CT scan",

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Answer MedVision requests with a model that lives in its own environment (SPEC §7.6, step 2 of 3).
+"""Answer MedVision requests with a model that lives in its own environment (docs/reference.md §7.6, step 2 of 3).
 
 The route for models whose pinned stack cannot share a process with lmms-eval (HealthGPT-L14, MedDr,
 HuatuoGPT-Vision):
@@ -26,7 +26,7 @@ HuatuoGPT-Vision):
 Output lines are `{"task", "config", "row", "response"}` (plus `"error"` for failed calls); medvision_replay
 reads `config`, `row` and `response`.
 
-Examples of `generate` (the layouts and defaults of the plugin's adapters, SPEC §7.3; adjust the paths)::
+Examples of `generate` (the layouts and defaults of the plugin's adapters, docs/reference.md §7.3; adjust the paths)::
 
     # --- HuatuoGPT-Vision-34B: FreedomIntelligence/HuatuoGPT-Vision @ e1a52dc, transformers 4.40.0 ---
     # Geometry clip336_pad. HuatuoChatbot pads to square with the CLIP mean and builds

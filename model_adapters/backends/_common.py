@@ -148,7 +148,7 @@ class Sampling:
     """Backend-neutral sampling values of one request; `temperature == 0` means greedy."""
 
     max_tokens: int
-    temperature: float | None  # None: the checkpoint's generation config decides (Lingshu, SPEC §9 Q7)
+    temperature: float | None  # None: the checkpoint's generation config decides (Lingshu, docs/reference.md §9 Q7)
     top_p: float | None
     seed: int | None
     stop: list[str]

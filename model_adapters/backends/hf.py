@@ -1,7 +1,7 @@
 """transformers backend: processor chat template, left-padded batches, `generate` per parameter group.
 
 One `HFBackend` holds one model on one device. Under `accelerate launch` the adapter gives each process its
-own `cuda:<local_process_index>` and lmms-eval shards the requests by rank (SPEC §7.1), so this backend
+own `cuda:<local_process_index>` and lmms-eval shards the requests by rank (docs/reference.md §7.1), so this backend
 never shards or gathers by itself.
 
 Families (from `config.json`, or the profile): Qwen2.5-VL, Gemma3, LLaVA-OneVision, Mllama and InternVL
@@ -110,7 +110,7 @@ def hf_generate_kwargs(sampling: dict[str, Any]) -> dict[str, Any]:
     """`GenRequest.sampling` -> `model.generate` keyword arguments (no seed; `until` -> `stop_strings`).
 
     `temperature == 0` (or `do_sample=False`) is greedy. Keys absent from `sampling` are left to the
-    checkpoint's `generation_config` (Lingshu's paper behaviour, SPEC §9 Q7), except that an explicit
+    checkpoint's `generation_config` (Lingshu's paper behaviour, docs/reference.md §9 Q7), except that an explicit
     temperature also pins `repetition_penalty` to 1.0 as the paper's explicit vLLM parameters did.
     """
     out: dict[str, Any] = {}
@@ -131,7 +131,7 @@ def hf_generate_kwargs(sampling: dict[str, Any]) -> dict[str, Any]:
         if sampling.get(key) is not None:
             out[key] = cast(sampling[key])
     if temperature is not None:
-        # An explicit temperature is the paper's explicit vLLM SamplingParams (SPEC §7.3): no checkpoint
+        # An explicit temperature is the paper's explicit vLLM SamplingParams (docs/reference.md §7.3): no checkpoint
         # repetition penalty applied there, so none here either (transformers applies it even when greedy).
         out.setdefault("repetition_penalty", 1.0)
     stops = [s for s in (sampling.get("until") or []) if s]
@@ -285,8 +285,8 @@ class HFBackend:
 
         processor_kwargs: dict[str, Any] = {"trust_remote_code": self.trust_remote_code}
         if self.family == "qwen2_5_vl":
-            # Never rely on a library default (SPEC §7.2): pass the limits the stated geometry assumes, in both
-            # spellings, since a checkpoint's own `min_pixels`/`max_pixels` would otherwise override `size`.
+            # Never rely on a library default (docs/reference.md §7.2): pass the limits the stated geometry assumes, in
+            # both spellings, since a checkpoint's own `min_pixels`/`max_pixels` would otherwise override `size`.
             low, high = int(self.limits["min_pixels"]), int(self.limits["max_pixels"])
             processor_kwargs.update(size={"shortest_edge": low, "longest_edge": high}, min_pixels=low, max_pixels=high)
         self.processor = transformers.AutoProcessor.from_pretrained(self.pretrained, **processor_kwargs)
@@ -298,7 +298,8 @@ class HFBackend:
                     f"backend=hf: the processor of {self.pretrained} kept pixel limits {applied} instead of "
                     f"{(low, high)}; the stated geometry would be wrong."
                 )
-        # Gemma3 geometry is a plain resize (SPEC §3.6, fixed(896)): keep pan-and-scan off whatever the config says.
+        # Gemma3 geometry is a plain resize (docs/reference.md §3.6, fixed(896)): keep pan-and-scan off whatever the
+        # config says.
         self.call_kwargs = {"do_pan_and_scan": False} if self.family == "gemma3" else {}
         tokenizer = self.processor.tokenizer
         tokenizer.padding_side = "left"
@@ -442,7 +443,8 @@ class HFBackend:
             arrays = [(np.asarray(t, dtype=np.float32) / 255.0 - mean) / std for t in tiles]
             pixel_batches.append(self.torch.from_numpy(np.stack(arrays).transpose(0, 3, 1, 2).copy()))
             counts.append(len(tiles))
-            # chat() puts "<image>\n" before a question without one: the image precedes the text (SPEC §9 Q9).
+            # chat() puts "<image>\n" before a question without one: the image precedes the text
+            # (docs/reference.md §9 Q9).
             question = "\n".join(
                 p["text"] for m in conversation if m["role"] == "user" for p in m["content"] if p["type"] == "text"
             )

@@ -1,6 +1,6 @@
 """Offline vLLM backend: one `LLM.chat` call for the whole request list, sampling parameters per request.
 
-SPEC §7.2 and §7.7 bug 2: the official adapters built one `SamplingParams` from the last request of a batch
+docs/reference.md §7.2 and §7.7 bug 2: the official adapters built one `SamplingParams` from the last request of a batch
 and dropped `until`; here every request gets its own parameters and `until` becomes vLLM's `stop`.
 
 The vLLM surface used is deliberately small: `vllm.__version__`, `vllm.LLM(...)`, `LLM.chat(...)`,
@@ -23,7 +23,7 @@ from ._common import Option, data_url_part, read_options, read_sampling, to_chat
 VLLM_OPTIONS: dict[str, Option] = {
     "dtype": Option("str", None, nullable=True),
     "tensor_parallel_size": Option("int", 1, minimum=1),
-    # One engine per `accelerate launch` process; read for validation and docs only (SPEC §7.1).
+    # One engine per `accelerate launch` process; read for validation and docs only (docs/reference.md §7.1).
     "data_parallel_size": Option("int", 1, minimum=1),
     "gpu_memory_utilization": Option("float", 0.9, minimum=0.05, maximum=1.0),
     "max_model_len": Option("int", None, nullable=True, minimum=1),
@@ -35,7 +35,7 @@ VLLM_OPTIONS: dict[str, Option] = {
 }
 
 # From this vLLM release on, `LLM.chat` takes `{"type": "image_pil", "image_pil": PIL.Image}` parts, which
-# skips the PNG encode + base64 + decode round trip (SPEC §1.11). Older releases get PNG data URLs.
+# skips the PNG encode + base64 + decode round trip (docs/reference.md §1.11). Older releases get PNG data URLs.
 PIL_PARTS_MIN_VERSION = "0.10.0"
 PNG_COMPRESS_LEVEL = 1
 

@@ -56,7 +56,7 @@ EXPECTED = {
         "geometry": QWEN_GEOMETRY,
         "canvas": [504, 504],
     },
-    # Lingshu: only max_new_tokens; the rest from the checkpoint's generation_config (SPEC §9 Q7).
+    # Lingshu: only max_new_tokens; the rest from the checkpoint's generation_config (docs/reference.md §9 Q7).
     "medvision_lingshu": {"settings": V1, "sampling": {"max_new_tokens": 8, "until": []}, "geometry": QWEN_GEOMETRY},
     "medvision_medgemma": {
         "settings": V1,

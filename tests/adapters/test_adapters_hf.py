@@ -266,7 +266,7 @@ def test_internvl_remote_code_path_tiles_as_its_geometry():
     (result,) = backend.generate([request])
     call = backend.model.calls[0]
     cols, rows = internvl_tile_grid(182, 218, 448, 12, True)
-    assert (cols, rows) == (4, 3)  # SPEC §3.6: 182x218 -> 1344x1792
+    assert (cols, rows) == (4, 3)  # docs/reference.md §3.6: 182x218 -> 1344x1792
     assert call["counts"] == [cols * rows + 1] and call["shape"] == (cols * rows + 1, 3, 448, 448)
     assert call["questions"] == ["Task: measure"] and call["config"] == {
         "max_new_tokens": 64,

@@ -1,4 +1,4 @@
-"""The profile table (SPEC §7.3): one frozen row per --model name, resolvable through the entry point."""
+"""The profile table (docs/reference.md §7.3): one frozen row per --model name, resolvable through the entry point."""
 
 from __future__ import annotations
 
@@ -72,7 +72,8 @@ def test_generation_defaults_and_layouts_follow_the_paper():
     assert dict(v0.task_defaults) == {"prompt_style": "cot", "parse": "answer_tag", "reshape": 512}
     lingshu = PROFILES["medvision_lingshu"]
     assert lingshu.image_position == "before_text" and lingshu.system_prompt is None
-    assert dict(lingshu.generation) == {"max_new_tokens": 1024}  # the rest from generation_config (SPEC §9 Q7)
+    # the rest comes from generation_config (docs/reference.md §9 Q7)
+    assert dict(lingshu.generation) == {"max_new_tokens": 1024}
     medgemma = PROFILES["medvision_medgemma"]
     assert medgemma.system_prompt == "You are an expert radiologist."
     assert dict(medgemma.generation) == {"do_sample": False, "max_new_tokens": 2048}

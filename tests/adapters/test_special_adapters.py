@@ -1,4 +1,4 @@
-"""HealthGPT-L14, MedDr and HuatuoGPT-Vision adapters against fake author repositories (SPEC §7.3, §7.6).
+"""HealthGPT-L14, MedDr and HuatuoGPT-Vision adapters against fake author repositories (docs/reference.md §7.3, §7.6).
 
 Each fake repository is a minimal Python package written to tmp_path with the module and class names the
 adapter imports. Its objects record the prompts, images and generation keywords they receive, refuse

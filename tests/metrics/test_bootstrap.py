@@ -174,7 +174,7 @@ def test_intervals_in_every_format(with_ci: dict[str, Any]) -> None:
     assert f"{row['MAE']:.1f} {{\\scriptsize [{lo:.1f}, {hi:.1f}]}}" in render(with_ci, "latex")
     table = list(csv.reader(io.StringIO(render(with_ci, "csv"))))
     header = next(r for r in table if "MAE_ci_low" in r)
-    line = next(r for r in table[table.index(header) :] if r[:2] == ["medvision_v0_7b", "tl"])
+    line = next(r for r in table[table.index(header) :] if r[1:3] == ["medvision_v0_7b", "tl"])  # after "table"
     assert line[header.index("MAE_ci_low")] == f"{lo:.1f}" and line[header.index("MAE_ci_high")] == f"{hi:.1f}"
     loaded = json.loads(render(with_ci, "json"))
     assert measured(loaded, "tl")[("medvision_v0_7b", "tl")]["ci"]["MAE"] == [lo, hi]

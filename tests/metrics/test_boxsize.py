@@ -1,4 +1,5 @@
-"""--boxsize (SPEC §6.6): GT box area from the record, 5% bins, the seeded random-box reference, CSV and plot."""
+"""--boxsize (docs/reference.md §6.6): GT box area from the record, 5% bins, the seeded random-box reference, CSV and
+plot."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def test_bin_labels() -> None:
 
 
 def test_dimensions_from_the_target_spec_example() -> None:
-    # SPEC §5.1: H = W = 512, min (100, 200), max (180, 300); dimensions = max - min + 1 = (81, 101)
+    # docs/reference.md §5.1: H = W = 512, min (100, 200), max (180, 300); dimensions = max - min + 1 = (81, 101)
     target = [0.390625, 0.6484375, 0.5859375, 0.8046875]
     assert gt_box_dimensions(target, (512, 512)) == (81, 101)
     assert gt_box_dimensions(detection_target((333, 517), (7, 11), (290, 402)), (333, 517)) == (284, 392)

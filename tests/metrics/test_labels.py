@@ -1,4 +1,5 @@
-"""SPEC §6.2-§6.4 keys and §6.7 label maps (the shipped copy; the reference file is not available in CI)."""
+"""docs/reference.md §6.2-§6.4 keys and §6.7 label maps (the shipped copy; the reference file is not available in
+CI)."""
 
 from __future__ import annotations
 

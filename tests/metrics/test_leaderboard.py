@@ -1,4 +1,4 @@
-"""SPEC §6: leaderboard rows from synthetic records, hand-computed."""
+"""docs/reference.md §6: leaderboard rows from synthetic records, hand-computed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Group rows weight only finite label values (SPEC §6.2-§6.4); an inf stays in its own label (§5.5)."""
+"""Group rows weight only finite label values (docs/reference.md §6.2-§6.4); an inf stays in its own label (§5.5)."""
 
 from __future__ import annotations
 

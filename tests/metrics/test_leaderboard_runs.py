@@ -1,5 +1,5 @@
 """Runs and hygiene: merging runs of one model, repeated runs (--latest, --last-wins), mixed annotation versions
-or switches (--allow-mixed), and bad samples files (issue 5, SPEC §6.1)."""
+or switches (--allow-mixed), and bad samples files (issue 5, docs/reference.md §6.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §4: every parsing vector of §4.1 and §4.2."""
+"""docs/reference.md §4: every parsing vector of §4.1 and §4.2."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §5.5 (group aggregation, example B) and §5.7 (lmms-eval metric reducers)."""
+"""docs/reference.md §5.5 (group aggregation, example B) and §5.7 (lmms-eval metric reducers)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §8 paper CSVs and the §7.3 model_key mapping."""
+"""docs/reference.md §8 paper CSVs and the §7.3 model_key mapping."""
 
 from __future__ import annotations
 

@@ -57,11 +57,23 @@ def test_markdown(result: dict[str, Any]) -> None:
     assert "80.0¹" in md
 
 
-def test_csv_sections_parse(result: dict[str, Any]) -> None:
-    rows = list(csv.reader(io.StringIO(render(result, "csv"))))
-    assert rows[0] == ["Table 2 - detection"]
-    assert rows[1][:5] == ["model", "group", "source", "regions", "samples"]
-    assert ["Table 3 - T/L size"] in rows and ["Table 4 - A/D"] in rows
+def test_csv_is_one_plain_table(result: dict[str, Any]) -> None:
+    rows = list(csv.reader(io.StringIO(render(result, "csv", detail=True))))
+    assert rows[0][:6] == ["table", "model", "group", "source", "regions", "samples"]
+    assert {len(row) for row in rows} == {len(rows[0])}  # one header, every line the same width
+    tables = {row[0] for row in rows[1:]}
+    assert {"Table 2 - detection", "Table 3 - T/L size", "Table 4 - A/D", "Per-label T/L"} <= tables
+    text = render(result, "csv")
+    assert "¹" not in text and "²" not in text and ",-," not in text
+    v0 = next(r for r in rows if r[:4] == ["Table 2 - detection", "medvision_v0_7b", "anatomy", "measured"])
+    assert v0[rows[0].index("IoU")] == "80.0" and v0[rows[0].index("MAE")] == ""
+
+
+def test_rank_legend_in_text_md_latex(result: dict[str, Any]) -> None:
+    assert "legend: ¹ ² ³ = best, second and third value" in render(result, "text")
+    assert "Legend: ¹ ² ³ = best, second and third value" in render(result, "md")
+    assert "bold, underlined, italic = best, second, third measured value" in render(result, "latex")
+    assert "legend" not in render({"detection": [], "tl": [], "ad": [], "details": {}, "warnings": []}, "text")
 
 
 def test_latex_booktabs_and_paper_columns(result: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""SPEC §5.1-§5.4 and the worked examples A, C, D, F of §5.8."""
+"""docs/reference.md §5.1-§5.4 and the worked examples A, C, D, F of §5.8."""
 
 from __future__ import annotations
 

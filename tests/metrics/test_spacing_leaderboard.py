@@ -205,8 +205,7 @@ def test_ci_gives_volume_clustered_intervals_in_every_format(tmp_path):
     assert "\\caption{Spacing sensitivity}" in latex
     data = json.loads(render(result, "json"))
     assert data["spacing"]["rows"][0]["ci"]["e median"] == [0.0, 0.0]
-    table = render(result, "csv").split("Spacing sensitivity\n", 1)[1].split("\n\n", 1)[0]
-    parsed = list(csv.DictReader(io.StringIO(table)))
+    parsed = [r for r in csv.DictReader(io.StringIO(render(result, "csv"))) if r["table"] == "Spacing sensitivity"]
     assert {r["group"] for r in parsed} == {"tl", "distance", "angle"}
     assert parsed[0]["e median_ci_low"] == "0.00" and parsed[0]["pairs"] == str(tl["pairs"])
 
@@ -229,6 +228,6 @@ def test_out_folder_gets_the_spacing_csv(tmp_path):
     path = tmp_path / "out" / "spacing_sensitivity.csv"
     assert path in written
     lines = path.read_text().splitlines()
-    assert lines[0] == "Spacing sensitivity" and lines[1].startswith("model,group,k,pairs,unpaired")
-    assert lines[2].startswith("replay,distance,\"0.5,2\"")
+    assert lines[0].startswith("table,model,group,k,pairs,unpaired")
+    assert lines[1].startswith("Spacing sensitivity,replay,distance,\"0.5,2\"")
     assert json.loads((tmp_path / "out" / "leaderboard.json").read_text())["spacing"]["rows"][0]["e median"] == 1.0
