@@ -63,7 +63,9 @@ from .backends.hf import (
 )
 from .base import COMMON_ARGS, MedVisionModel, check_model_args
 from .errors import AdapterConfigError
+from .journal import Entry, image_digest
 from .profiles import BACKENDS, DTYPES, GENERATION_KEYS, PROFILES, ModelProfile, format_geometry
+from .request_loop import Prepared
 
 ADAPTER_ARGS: tuple[str, ...] = ("geometry", "greedy", "seed", "dump_requests")
 BACKEND_ARGS: dict[str, tuple[str, ...]] = {
@@ -460,36 +462,21 @@ class MedVisionChatModel(MedVisionModel):
             sampling.setdefault("seed", self.seed)
         return sampling
 
-    def generate_until(self, requests: list[Any]) -> list[Any]:
-        """Answers in request order. hf: `batch_size` requests per `generate`; vllm/openai: chunks of at least
-        REMOTE_CHUNK requests per backend call (vLLM schedules them itself, the openai backend runs them
-        `num_concurrent` at a time), bounded so that the decoded images of one chunk stay in memory."""
-        from lmms_eval.api.instance import GenerationResult, TokenCounts
-        from tqdm import tqdm
+    @property
+    def request_window(self) -> int:
+        """Requests prepared (images decoded) per window: hf `batch_size`; vllm/openai at least REMOTE_CHUNK."""
+        return self.batch_size_per_gpu if self.backend == "hf" else max(self.batch_size_per_gpu, REMOTE_CHUNK)
 
-        answers: list[Any] = [GenerationResult(text="") for _ in requests]  # unreadable samples stay ""
-        size = self.batch_size_per_gpu if self.backend == "hf" else max(self.batch_size_per_gpu, REMOTE_CHUNK)
-        counts = {"failed": 0, "empty": 0, "truncated": 0}
-        progress = tqdm(total=len(requests), disable=self.rank != 0, desc=f"{self.adapter_name} ({self.backend})")
-        for start in range(0, len(requests), size):
-            prepared: list[tuple[int, GenRequest]] = []
-            for index in range(start, min(start + size, len(requests))):
-                gen_request = self._prepare(requests[index], counts)
-                if gen_request is not None:
-                    prepared.append((index, gen_request))
-            results = (
-                generate_with_halving(self.backend_impl.generate, [r for _, r in prepared], self.adapter_name)
-                if prepared
-                else []
-            )
-            for (index, gen_request), result in zip(prepared, results):
-                text = self._finish(gen_request, result, counts)
-                answers[index] = GenerationResult(
-                    text=text,
-                    token_counts=TokenCounts(input_tokens=result.prompt_tokens, output_tokens=result.completion_tokens),
-                )
-            progress.update(min(size, len(requests) - start))
-        progress.close()
+    def generate_until(self, requests: list[Any]) -> list[Any]:
+        """Answers in request order through `request_loop.run_requests`. hf: `batch_size` requests per `generate`;
+        vllm/openai: windows of at least REMOTE_CHUNK requests per backend call (vLLM schedules them itself, the
+        openai backend runs them `num_concurrent` at a time and reports each as it completes), bounded so that
+        the decoded images of one window stay in memory."""
+        from .request_loop import run_requests
+
+        self._counts = {"failed": 0, "empty": 0, "truncated": 0}
+        answers = run_requests(self, requests)
+        counts = self._counts
         if any(counts.values()):
             logger.warning(
                 f"{self.adapter_name}: {counts['failed']} failed, {counts['empty']} empty and {counts['truncated']} "
@@ -497,21 +484,50 @@ class MedVisionChatModel(MedVisionModel):
             )
         return answers
 
-    def _prepare(self, request: Any, counts: dict[str, int]) -> GenRequest | None:
+    def prepare_request(self, index: int, request: Any) -> Prepared:
         prompt, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
         doc = self.task_dict[task][split][doc_id]
         row = int(doc.get("mv_row", doc_id))
         sampling = self.build_sampling(dict(gen_kwargs or {}))  # a bad setting stops the run
-        try:
-            visuals = doc_to_visual(doc)
-            messages = self.build_messages(prompt, list(visuals or []))
-        except Exception as exc:  # one unreadable sample must not end the run
-            counts["failed"] += 1
-            note_generation(task, row, error=f"{type(exc).__name__}: {exc}")
-            return None
-        return GenRequest(key=(task, row), messages=messages, sampling=sampling)
+        visuals = doc_to_visual(doc)
+        messages = self.build_messages(prompt, list(visuals or []))
+        identity = {"messages": identity_messages(messages), "sampling": sampling} if self.journal_folder else None
+        return Prepared(
+            index, task, doc_id, row, identity, GenRequest(key=(task, row), messages=messages, sampling=sampling)
+        )
 
-    def _finish(self, request: GenRequest, result: GenResult, counts: dict[str, int]) -> str:
+    def execute(self, batch: list[Prepared], done: Any) -> None:
+        def entry(result: GenResult) -> Entry:
+            return Entry(result.text, result.error, result.truncated, result.prompt_tokens, result.completion_tokens)
+
+        gen_requests = [p.payload for p in batch]
+        if getattr(self.backend_impl, "reports_each_result", False):
+            self.backend_impl.generate(gen_requests, on_result=lambda i, result: done(i, entry(result)))
+            return
+        results = generate_with_halving(self.backend_impl.generate, gen_requests, self.adapter_name)
+        for position, result in enumerate(results):
+            done(position, entry(result))
+
+    def finish_entry(self, prepared: Prepared, entry: Entry, fresh: bool) -> Any:
+        from lmms_eval.api.instance import GenerationResult, TokenCounts
+
+        result = GenResult(entry.text, entry.truncated, entry.error, entry.prompt_tokens, entry.completion_tokens)
+        text = self._finish(prepared.payload, result, self._counts, dump=fresh)
+        return GenerationResult(
+            text=text,
+            token_counts=TokenCounts(input_tokens=result.prompt_tokens, output_tokens=result.completion_tokens),
+        )
+
+    def failed_answer(self, index: int, request: Any, error: str) -> Any:
+        from lmms_eval.api.instance import GenerationResult
+
+        _, _, _, doc_id, task, split = request.args
+        doc = self.task_dict[task][split][doc_id]
+        self._counts["failed"] += 1
+        note_generation(task, int(doc.get("mv_row", doc_id)), error=error)
+        return GenerationResult(text="")  # unreadable samples stay ""
+
+    def _finish(self, request: GenRequest, result: GenResult, counts: dict[str, int], dump: bool = True) -> str:
         task, row = request.key
         error = result.error
         if error:
@@ -527,7 +543,7 @@ class MedVisionChatModel(MedVisionModel):
             )
         if error or result.truncated:
             note_generation(task, row, truncated=bool(result.truncated), error=error)
-        if self.dump_path is not None:
+        if self.dump_path is not None and dump:
             self._dump(request, result, error)
         return "" if result.error else result.text
 
@@ -550,6 +566,18 @@ class MedVisionChatModel(MedVisionModel):
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+
+def identity_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages with each image replaced by the SHA-256 of its pixel bytes, mode and size (journal key)."""
+    out = []
+    for message in messages:
+        parts = [
+            {"type": "image", **image_digest(part["image"])} if part["type"] == "image" else dict(part)
+            for part in message["content"]
+        ]
+        out.append({"role": message["role"], "content": parts})
+    return out
 
 
 def describe_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -36,6 +36,7 @@ from medvision_tasks import settings as mv_settings
 from medvision_tasks.hooks import note_generation
 from medvision_tasks.notices import warn
 
+from .backends import GenResult
 from .base import MedVisionModel
 from .errors import AdapterConfigError
 
@@ -487,7 +488,13 @@ class AuthorRepoModel(MedVisionModel):
         """(text, number of generated tokens or None) for one prompt and one RGB image (subclasses)."""
         raise NotImplementedError
 
-    def respond(self, doc: dict[str, Any], prompt: str, gen_kwargs: dict[str, Any], doc_to_visual: Any) -> str:
+    def extra_identity(self) -> dict[str, Any]:
+        return {"dtype": self.dtype_name, "repository_commit": self.repo.commit}
+
+    def respond_result(
+        self, doc: dict[str, Any], prompt: str, gen_kwargs: dict[str, Any], doc_to_visual: Any
+    ) -> GenResult:
+        """One sample: the request-seeded answer cut at `until`, flagged truncated at max_new_tokens."""
         visuals = doc_to_visual(doc)
         if not visuals:
             raise ValueError(f"{doc['mv_config']} row {doc['mv_row']}: doc_to_visual returned no image")
@@ -499,10 +506,16 @@ class AuthorRepoModel(MedVisionModel):
         seed_everything(request_seed(self.seed, doc["mv_config"], int(doc["mv_row"])))
         text, n_new = self.generate_one(prompt, visuals[0].convert("RGB"), sampling)
         limit = sampling.get("max_new_tokens")
-        if n_new is not None and limit and n_new >= int(limit):
+        truncated = bool(n_new is not None and limit and n_new >= int(limit))
+        if truncated:
             logger.warning(f"{self.adapter_name}: {doc['mv_config']} row {doc['mv_row']} hit max_new_tokens={limit}.")
+        return GenResult(cut_at_stop(text, until), truncated=truncated, completion_tokens=n_new)
+
+    def respond(self, doc: dict[str, Any], prompt: str, gen_kwargs: dict[str, Any], doc_to_visual: Any) -> str:
+        result = self.respond_result(doc, prompt, gen_kwargs, doc_to_visual)
+        if result.truncated:
             note_generation(doc["mv_task"], int(doc["mv_row"]), truncated=True)
-        return cut_at_stop(text, until)
+        return result.text
 
 
 # ---------------------------------------------------------------------------------------- HealthGPT
