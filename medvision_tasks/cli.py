@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -103,9 +102,11 @@ def _read_skipped(out: Path) -> object:
 
 
 def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
-    """Delegate to the lmms-eval CLI; exit 1 when it wrote no results (lmms-eval itself exits 0 on errors)."""
+    """Delegate to the lmms-eval CLI, supervised (run_wrapper.py); exit 1 when this child wrote no results
+    (lmms-eval itself exits 0 on errors)."""
     import time
 
+    from . import run_wrapper
     from .settings import resolve_settings
     from .taskhook import tasks_dir
 
@@ -116,35 +117,43 @@ def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
         argv.append("--log_samples")
     lmms_eval = Path(sys.executable).with_name("lmms-eval")
     cmd = [str(lmms_eval)] if lmms_eval.exists() else [sys.executable, "-m", "lmms_eval"]
-    started = time.time()
-    status = subprocess.call(cmd + argv)
     out = _output_path(argv)
     if out is None:
-        return status
-    results = [p for p in out.rglob("*_results.json") if p.stat().st_mtime >= started - 1] if out.exists() else []
-    if status == 0 and not results:
-        print(f"error: lmms-eval wrote no results under {out}; see the error above.", file=sys.stderr)
-        status = 1
-    out.mkdir(parents=True, exist_ok=True)
+        return run_wrapper.run_child(cmd + argv)
     try:
-        from importlib.metadata import version
+        lock = run_wrapper.take_lock(out)
+    except (run_wrapper.RunLockedError, OSError) as exc:
+        run_wrapper.print_error(str(exc))
+        return 1
+    try:
+        started = time.time()
+        before = run_wrapper.results_snapshot(out)
+        status = run_wrapper.run_child(cmd + argv)
+        results = run_wrapper.own_results(out, before, argv)
+        if status == 0 and not results:
+            print(f"error: lmms-eval wrote no results under {out}; see the error above.", file=sys.stderr)
+            status = 1
+        try:
+            from importlib.metadata import version
 
-        lmms_version = version("lmms_eval")
-    except Exception:
-        lmms_version = None
-    (out / "medvision_run.json").write_text(
-        json.dumps(
+            lmms_version = version("lmms_eval")
+        except Exception:
+            lmms_version = None
+        run_wrapper.write_run_record(
+            out,
             {
                 "plugin_version": __version__,
                 "lmms_eval_version": lmms_version,
                 "argv": argv,
                 "global_settings": resolve_settings("medvision-eval run").to_record(),
                 "skipped": _read_skipped(out),
+                "results_files": [str(p.relative_to(out)) for p in results],
                 "exit_status": status,
             },
-            indent=2,
+            started,
         )
-    )
+    finally:
+        os.close(lock)
     return status
 
 
