@@ -157,6 +157,19 @@ def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
     return status
 
 
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    """The leaderboard, then a note per model folder that lacks some of the paper subtasks."""
+    from medvision_metrics import leaderboard_cli
+
+    from .coverage import missing_paper_subtasks
+
+    status = leaderboard_cli.run(args)
+    if status == 0:
+        for line in missing_paper_subtasks(args.paths):
+            print(f"note: {line}", file=sys.stderr)
+    return status
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medvision-eval", description="MedVision benchmark for lmms-eval.")
     parser.add_argument("--version", action="version", version=f"lmms-eval-medvision {__version__}")
@@ -203,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("leaderboard", help="paper Tables 2-4 from per-sample logs")
     leaderboard_cli.add_arguments(p)
-    p.set_defaults(func=leaderboard_cli.run)
+    p.set_defaults(func=_cmd_leaderboard)
 
     p = sub.add_parser("compare", help="CI regression gate over two leaderboard JSONs or run folders")
     compare_cli.add_arguments(p)

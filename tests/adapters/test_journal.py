@@ -161,9 +161,7 @@ def test_journal_of_another_model_is_ignored_with_a_note(journal_env: Path) -> N
     assert len(list(journal_env.glob("*.jsonl"))) == 2
 
 
-def test_unwritable_output_folder_fails_before_the_model_loads(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_unwritable_output_folder_fails_before_the_model_loads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     monkeypatch.setenv(JOURNAL_ENV, str(blocker / "journal"))
