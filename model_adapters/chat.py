@@ -66,6 +66,7 @@ from .errors import AdapterConfigError
 from .journal import Entry, image_digest
 from .profiles import BACKENDS, DTYPES, GENERATION_KEYS, PROFILES, ModelProfile, format_geometry
 from .request_loop import Prepared
+from .sampling import build_sampling, to_bool
 
 ADAPTER_ARGS: tuple[str, ...] = ("geometry", "greedy", "seed", "dump_requests")
 BACKEND_ARGS: dict[str, tuple[str, ...]] = {
@@ -96,27 +97,11 @@ BACKEND_CLASSES: dict[str, str] = {
 }
 # gen_kwargs keys a request may set; each overrides the profile default of the same name.
 SAMPLING_KEYS: tuple[str, ...] = GENERATION_KEYS + ("until", "seed")
-_INT_KEYS = ("max_new_tokens", "num_beams", "min_new_tokens", "seed")
-_FLOAT_KEYS = ("temperature", "top_p", "repetition_penalty")
-_TRUE_WORDS = ("1", "true", "yes", "on")
-_FALSE_WORDS = ("0", "false", "no", "off")
 # Requests per vllm/openai backend call (one LLM.chat call schedules them all; ~0.75 MB per 512² image).
 REMOTE_CHUNK = 512
 
 
 # ------------------------------------------------------------------------------------------ validation
-def to_bool(where: str, value: Any) -> bool:
-    """A model-arg or gen-kwarg switch: bool, 0/1, or true/false text."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE_WORDS:
-        return True
-    if text in _FALSE_WORDS:
-        return False
-    raise AdapterConfigError(f"{where}={value!r} is not a boolean; use true or false.")
-
-
 def to_positive_int(where: str, value: Any) -> int:
     try:
         number = int(str(value).strip())
@@ -422,42 +407,17 @@ class MedVisionChatModel(MedVisionModel):
         return messages
 
     def build_sampling(self, gen_kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Profile defaults overridden by the request's gen_kwargs; `until` always a list of strings.
-
-        A request `temperature` without `do_sample` replaces a profile `do_sample`, so that
-        `--gen_kwargs temperature=0.7` samples also for greedy-by-default profiles.
-        """
-        sampling = dict(self.generation_defaults)
-        if "temperature" in gen_kwargs and "do_sample" not in gen_kwargs:
-            sampling.pop("do_sample", None)
-        for key, value in gen_kwargs.items():
-            where = f"--gen_kwargs {key}"
-            if key not in SAMPLING_KEYS:
-                if key not in self._ignored_gen_keys:
-                    self._ignored_gen_keys.add(key)
-                    logger.warning(
-                        f"{self.adapter_name}: ignoring generation setting {key}={value!r}; "
-                        f"known: {', '.join(SAMPLING_KEYS)}."
-                    )
-                continue
-            if key == "until":
-                until = [value] if isinstance(value, str) else list(value or [])
-                sampling["until"] = [str(s) for s in until if s]
-            elif key == "do_sample":
-                sampling[key] = to_bool(where, value)
-            elif value is None:
-                sampling.pop(key, None)
-            elif key in _INT_KEYS:
-                try:
-                    sampling[key] = int(value)
-                except (TypeError, ValueError):
-                    raise AdapterConfigError(f"{where}={value!r} is not an integer.") from None
-            else:
-                try:
-                    sampling[key] = float(value)
-                except (TypeError, ValueError):
-                    raise AdapterConfigError(f"{where}={value!r} is not a number.") from None
-        sampling.setdefault("until", [])
+        """Profile defaults overridden by the request's gen_kwargs (sampling.build_sampling, rule "backend");
+        `until` always a list of strings; unknown keys are ignored with one warning each."""
+        built = build_sampling(self.generation_defaults, gen_kwargs, SAMPLING_KEYS, rule="backend")
+        for key in built.ignored:
+            if key not in self._ignored_gen_keys:
+                self._ignored_gen_keys.add(key)
+                logger.warning(
+                    f"{self.adapter_name}: ignoring generation setting {key}={gen_kwargs[key]!r}; "
+                    f"known: {', '.join(SAMPLING_KEYS)}."
+                )
+        sampling = built.settings
         if self.seed is not None:
             sampling.setdefault("seed", self.seed)
         return sampling
