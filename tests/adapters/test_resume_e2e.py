@@ -213,3 +213,28 @@ def test_killed_run_resumes_without_rerequesting(reference, tmp_path: Path, wrap
     records, metrics = records_and_metrics(out)
     assert records == ref_records
     assert metrics == ref_metrics
+
+
+def test_use_cache_alone_does_not_resume_a_killed_run(reference, tmp_path: Path) -> None:
+    """What the README says of lmms-eval's `--use_cache` (journal off): a killed run's answers are not reused;
+    a finished run's are."""
+    total = reference[0]
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    env = dict(environment(), MEDVISION_JOURNAL_DIR="off")
+    with CountingServer(delay_s=0.05) as srv:
+        cmd = command(False, srv.base_url, out) + ["--use_cache", str(cache)]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while srv.sent < total // 2 and proc.poll() is None:
+            time.sleep(0.002)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        before = srv.received
+        assert 0 < srv.sent < total
+        finished = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+        assert finished.returncode == 0, describe(finished)
+        assert srv.received - before == total, "--use_cache reused answers of a killed run"
+        before = srv.received
+        again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+        assert again.returncode == 0, describe(again)
+        assert srv.received == before, "--use_cache did not serve the rerun of a finished run"
+    assert not (out / "medvision_journal").exists()
