@@ -54,17 +54,9 @@ def record_set(out: Path) -> list[tuple[str, int, str]]:
 
 
 def accelerate() -> list[str]:
-    return [
-        str(BIN / "accelerate"),
-        "launch",
-        "--num_processes",
-        "2",
-        "--cpu",
-        "--num_machines",
-        "1",
-        "-m",
-        "lmms_eval",
-    ]
+    # `--cpu` starts one process unless MPI is installed; `--multi_gpu` runs torch.distributed.run (gloo on CPU)
+    launch = [str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    return launch + ["-m", "lmms_eval"]
 
 
 @pytest.mark.parametrize("kind", ["baseline", "hf"])
@@ -77,7 +69,7 @@ def test_two_process_accelerate_run_equals_one_process(kind: str, tiny_checkpoin
     run([str(BIN / "lmms-eval"), *lmms_args(model, model_args, one)])
     two = tmp_path / "two"
     cmd = accelerate() + lmms_args(model, model_args, two)
-    run(cmd)
+    launched = run(cmd)
     expected = record_set(one)
     assert len(expected) >= 8 * 2  # every demo task answered (one has only two docs)
     got = record_set(two)
@@ -85,7 +77,7 @@ def test_two_process_accelerate_run_equals_one_process(kind: str, tiny_checkpoin
     assert len({(t, r) for t, r, _ in got}) == len(got), "duplicate doc in the 2-process run"
     if kind == "hf":
         journals = sorted(p.name for p in (two / "medvision_journal").glob("*.jsonl"))
-        assert [n.rsplit(".", 2)[-2] for n in journals] == ["rank0", "rank1"], journals
+        assert [n.rsplit(".", 2)[-2] for n in journals] == ["rank0", "rank1"], describe(launched)
         again = run(cmd)  # resume per rank: every request comes from the journals
         assert "resumed" in again.stdout + again.stderr
         latest: dict[str, list[Path]] = {}
