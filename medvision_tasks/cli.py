@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -131,10 +130,13 @@ def _read_skipped(out: Path) -> object:
 
 
 def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
-    """Delegate to the lmms-eval CLI; exit 1 when it wrote no results (lmms-eval itself exits 0 on errors)."""
+    """Delegate to the lmms-eval CLI, supervised (run_wrapper.py); exit 1 when this child wrote no results
+    (lmms-eval itself exits 0 on errors)."""
     import time
 
+    from . import run_wrapper
     from .settings import resolve_settings
+    from .strict_results import clean_results_file
     from .taskhook import tasks_dir
 
     argv = list(rest)
@@ -144,44 +146,58 @@ def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
         argv.append("--log_samples")
     lmms_eval = Path(sys.executable).with_name("lmms-eval")
     cmd = [str(lmms_eval)] if lmms_eval.exists() else [sys.executable, "-m", "lmms_eval"]
-    started = time.time()
-    status = subprocess.call(cmd + argv)
     out = _output_path(argv)
     if out is None:
-        return status
-    results = [p for p in out.rglob("*_results.json") if p.stat().st_mtime >= started - 1] if out.exists() else []
-    if status == 0 and not results:
-        print(f"error: lmms-eval wrote no results under {out}; see the error above.", file=sys.stderr)
-        status = 1
-    out.mkdir(parents=True, exist_ok=True)
-    from .strict_results import clean_results_file
-
-    for path in results:
-        clean_results_file(path)
+        return run_wrapper.run_child(cmd + argv)
     try:
-        from importlib.metadata import version
+        lock = run_wrapper.take_lock(out)
+    except (run_wrapper.RunLockedError, OSError) as exc:
+        run_wrapper.print_error(str(exc))
+        return 1
+    try:
+        started = time.time()
+        before = run_wrapper.results_snapshot(out)
+        status = run_wrapper.run_child(cmd + argv)
+        results = run_wrapper.own_results(out, before, argv)
+        if status == 0 and not results:
+            print(f"error: lmms-eval wrote no results under {out}; see the error above.", file=sys.stderr)
+            status = 1
+        for path in results:
+            clean_results_file(path)  # strict JSON, no per-sample record entries (README: Errors and outputs)
+        try:
+            from importlib.metadata import version
 
-        lmms_version = version("lmms_eval")
-    except Exception:
-        lmms_version = None
-    from medvision_metrics.hygiene import strict
-
-    (out / "medvision_run.json").write_text(
-        json.dumps(
-            strict(
-                {
-                    "plugin_version": __version__,
-                    "lmms_eval_version": lmms_version,
-                    "argv": argv,
-                    "global_settings": resolve_settings("medvision-eval run").to_record(),
-                    "skipped": _read_skipped(out),
-                    "exit_status": status,
-                }
-            ),
-            indent=2,
-            allow_nan=False,
+            lmms_version = version("lmms_eval")
+        except Exception:
+            lmms_version = None
+        run_wrapper.write_run_record(
+            out,
+            {
+                "plugin_version": __version__,
+                "lmms_eval_version": lmms_version,
+                "argv": argv,
+                "global_settings": resolve_settings("medvision-eval run").to_record(),
+                "skipped": _read_skipped(out),
+                "results_files": [str(p.relative_to(out)) for p in results],
+                "exit_status": status,
+            },
+            started,
         )
-    )
+    finally:
+        os.close(lock)
+    return status
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    """The leaderboard, then a note per model folder that lacks some of the paper subtasks."""
+    from medvision_metrics import leaderboard_cli
+
+    from .coverage import missing_paper_subtasks
+
+    status = leaderboard_cli.run(args)
+    if status == 0:
+        for line in missing_paper_subtasks(args.paths):
+            print(f"note: {line}", file=sys.stderr)
     return status
 
 
@@ -195,7 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="subtasks and groups with their official configs and expected counts")
     p.add_argument("--family", type=choice("--family", FAMILIES), metavar=metavar(FAMILIES))
-    p.add_argument("--variant", help="main, res336, res560, res896, cot, detection_planeood, ..., demo")
+    p.add_argument(
+        "--variant", help="main, res336, res560, res896, cot, detection_planeood, ..., demo, spacing, demo_spacing"
+    )
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("phantom", help="write the synthetic phantom data root")
@@ -231,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("leaderboard", help="paper Tables 2-4 from per-sample logs")
     leaderboard_cli.add_arguments(p)
-    p.set_defaults(func=leaderboard_cli.run)
+    p.set_defaults(func=_cmd_leaderboard)
 
     from .viewer import cli as viewer_cli
 

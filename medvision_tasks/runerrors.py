@@ -11,7 +11,6 @@ outside the CLI (tests, doctor, export) the hooks raise the original exception u
 from __future__ import annotations
 
 import functools
-import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -40,7 +39,9 @@ def one_line(exc: BaseException) -> str:
 
 def debug_verbosity() -> bool:
     """lmms-eval exports its --verbosity as VERBOSITY."""
-    return os.environ.get("VERBOSITY", "").upper() == "DEBUG"
+    from .settings import env_value
+
+    return (env_value("VERBOSITY") or "").upper() == "DEBUG"
 
 
 def end_run(exc: BaseException) -> NoReturn:

@@ -53,6 +53,7 @@ ENV_NAMES: dict[str, tuple[str, str | None]] = {
     "skip_missing": ("MEDVISION_SKIP_MISSING", None),
     "demo_dir": ("MEDVISION_DEMO_DIR", None),
     "no_task_hook": ("MEDVISION_NO_TASK_HOOK", None),
+    "journal_dir": ("MEDVISION_JOURNAL_DIR", None),
 }
 
 

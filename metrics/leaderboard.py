@@ -491,7 +491,8 @@ def _select_runs(
 ) -> list[int]:
     """Indices of the records to keep when one (model identity, task) was run more than once.
 
-    A run is one samples file. Identical copies of a run are counted once. Runs that differ are an error,
+    A run is one samples file. Identical copies of a run in one folder (a rerun, e.g. after a resume) are
+    counted once; the same (model, task) from different folders, or runs that differ, are an error,
     unless ``latest`` (keep the newest file, :func:`run_time`) or ``last_wins`` (keep all; per-sample
     replacement in :func:`_deduplicate`).
     """
@@ -526,9 +527,13 @@ def _select_runs(
         runs = {str(name): _run_contents(records, indices) for name, indices in files.items()}
         first, *others = runs.values()
         if all(content == first for content in others):
-            for name in list(files)[1:]:
-                dropped.update(files[name])
-                identical += len(files[name])
+            if opts.last_wins or len({Path(name).parent for name in runs}) == 1:  # e.g. a resumed run, same folder
+                for name in list(files)[1:]:
+                    dropped.update(files[name])
+                    identical += len(files[name])
+                continue
+            problems.append(f"model {model_key} task {task}: the same records in {len(runs)} run folders")
+            conflicting_files.update(runs)
             continue
         if not opts.last_wins:
             problems.append(_describe_runs(model_key, task, runs))
@@ -537,7 +542,7 @@ def _select_runs(
         files_named = sorted(conflicting_files)
         more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
         raise RecordError(
-            f"{len(problems)} model/task pair(s) were run more than once with different results "
+            f"{len(problems)} model/task pair(s) were run more than once "
             f"(files: {', '.join(files_named)}): {'; '.join(problems[:5])}{more}; one table must not mix runs: "
             "pass --latest to keep each pair's newest run (file-name timestamp, else modification time), or "
             "--last-wins to merge them with later records replacing earlier ones"

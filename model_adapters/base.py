@@ -1,7 +1,9 @@
 """Base class of every MedVision adapter: argument validation, registration, the request loop.
 
-Subclasses implement `respond(doc, prompt, gen_kwargs, doc_to_visual) -> str`. A sample whose call
-raises is recorded as an empty (failed) response with the reason; the run goes on.
+Subclasses implement `respond(doc, prompt, gen_kwargs, doc_to_visual) -> str` (or `respond_result` for a
+`GenResult` with truncation and token counts). A sample whose call raises is recorded as an empty (failed)
+response with the reason; the run goes on. Every adapter's `generate_until` is `request_loop.run_requests`,
+which journals each finished response (journal.py) so that rerunning a killed run resumes it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from medvision_metrics.options import did_you_mean
 from medvision_tasks import settings as mv_settings
 from medvision_tasks.hooks import note_generation
 
+from .backends import GenResult
 from .errors import AdapterConfigError
+from .journal import Entry, Journal, check_writable, fingerprint, image_digest, journal_dir, model_identity
+from .request_loop import Prepared, run_requests
 
 COMMON_ARGS = ("pretrained", "backend", "batch_size", "device", "max_batch_size")
 # lmms-eval passes its own --batch_size/--max_batch_size flags as keyword arguments; never model args.
@@ -47,6 +52,28 @@ class MedVisionModel(lmms):
     extra_args: tuple[str, ...] = ()
     geometry = "native"
     task_defaults: dict[str, Any] = {}
+    # Journal: whether answers are journaled, whether the request identity hashes the images (else the doc),
+    # how many requests one window of the loop prepares, and model arguments that cannot change an answer.
+    journaled = True
+    uses_images = True
+    request_window = 1
+    identity_ignored_args: tuple[str, ...] = (
+        "batch_size",
+        "max_batch_size",
+        "device",
+        "device_map",
+        "num_concurrent",
+        "max_retries",
+        "timeout",
+        "dump_requests",
+        "base_url",
+        "api_key_env",
+        "gpu_memory_utilization",
+        "tensor_parallel_size",
+        "data_parallel_size",
+        "png_compress_level",
+        "repo_dir",
+    )
 
     def __init__(
         self,
@@ -63,6 +90,12 @@ class MedVisionModel(lmms):
         self.backend = backend
         self.batch_size_per_gpu = int(batch_size or 1)
         self.model_kwargs = kwargs
+        self._generation_record: Any = None
+        self._journal: Journal | None = None
+        self._journal_opened = False
+        self.journal_folder = journal_dir() if self.journaled else None
+        if self.journal_folder is not None:
+            check_writable(self.journal_folder)  # before any weights load
 
     @classmethod
     def create_from_arg_string(cls, arg_string: str, additional_config: dict[str, Any] | None = None) -> Any:
@@ -76,6 +109,7 @@ class MedVisionModel(lmms):
 
     def register(self, generation: dict[str, Any] | None = None) -> None:
         """Tell the task hooks which model is active (docs/reference.md §7.1)."""
+        self._generation_record = generation
         mv_settings.register_active_model(
             {
                 "adapter": self.adapter_name,
@@ -99,24 +133,87 @@ class MedVisionModel(lmms):
     def respond(self, doc: dict[str, Any], prompt: str, gen_kwargs: dict[str, Any], doc_to_visual: Any) -> str:
         raise NotImplementedError
 
-    def generate_until(self, requests: list[Any]) -> list[str]:
-        out: list[str] = []
-        failures = 0
-        for req in requests:
-            prompt, gen_kwargs, doc_to_visual, doc_id, task, split = req.args
-            doc = self.task_dict[task][split][doc_id]
+    def generate_until(self, requests: list[Any]) -> list[Any]:
+        self._failures = 0
+        out = run_requests(self, requests)
+        if self._failures:
+            logger.warning(f"{self.adapter_name}: {self._failures} request(s) failed; recorded as failed responses.")
+        return out
+
+    # ------------------------------------------------------------------------------- request loop hooks
+    def extra_identity(self) -> dict[str, Any]:
+        """Adapter-specific parts of the model fingerprint (subclasses)."""
+        return {}
+
+    def journal_identity(self) -> dict[str, Any]:
+        identity = model_identity(
+            self.adapter_name,
+            self.pretrained,
+            self.backend,
+            self.geometry,
+            self._generation_record,
+            self.model_kwargs,
+            self.identity_ignored_args,
+        )
+        identity["extra"] = self.extra_identity()
+        return identity
+
+    def open_journal(self) -> Journal | None:
+        """This process's journal (opened once, at the first request), or None when none is kept."""
+        if not self._journal_opened:
+            self._journal_opened = True
+            if self.journal_folder is not None:
+                self._journal = Journal(self.journal_folder, self.journal_identity(), self.adapter_name, self.rank)
+        return self._journal
+
+    def prepare_request(self, index: int, request: Any) -> Prepared:
+        prompt, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
+        doc = self.task_dict[task][split][doc_id]
+        gen_kwargs = dict(gen_kwargs or {})
+        identity: dict[str, Any] = {"prompt": prompt, "gen_kwargs": gen_kwargs}
+        visual_fn = doc_to_visual
+        if self.journaled and self.uses_images:
+            visuals = list(doc_to_visual(doc) or [])
+            identity["images"] = [image_digest(v) for v in visuals]
+
+            def visual_fn(_doc: Any, _visuals: list[Any] = visuals) -> list[Any]:
+                return _visuals
+        elif self.journaled:
+            identity["doc"] = fingerprint(doc)
+        row = int(doc.get("mv_row", doc_id))
+        return Prepared(index, task, doc_id, row, identity, (doc, prompt, gen_kwargs, visual_fn))
+
+    def respond_result(
+        self, doc: dict[str, Any], prompt: str, gen_kwargs: dict[str, Any], doc_to_visual: Any
+    ) -> GenResult:
+        return GenResult(self.respond(doc, prompt, gen_kwargs, doc_to_visual))
+
+    def execute(self, batch: list[Prepared], done: Any) -> None:
+        for position, prepared in enumerate(batch):
             try:
-                text = self.respond(doc, prompt, dict(gen_kwargs or {}), doc_to_visual)
+                result = self.respond_result(*prepared.payload)
+                entry = Entry(result.text, result.error, result.truncated, None, result.completion_tokens)
             except (KeyboardInterrupt, SystemExit):
                 raise
+            except AdapterConfigError:
+                raise
             except Exception as exc:  # one bad sample must not end the run
-                failures += 1
-                note_generation(task, int(doc.get("mv_row", doc_id)), error=f"{type(exc).__name__}: {exc}")
-                text = ""
-            out.append(text)
-        if failures:
-            logger.warning(f"{self.adapter_name}: {failures} request(s) failed; recorded as failed responses.")
-        return out
+                entry = Entry("", error=f"{type(exc).__name__}: {exc}")
+            done(position, entry)
+
+    def finish_entry(self, prepared: Prepared, entry: Entry, fresh: bool) -> Any:
+        if entry.error:
+            self._failures += 1
+        if entry.error or entry.truncated:
+            note_generation(prepared.task, prepared.row, truncated=entry.truncated, error=entry.error)
+        return "" if entry.error else entry.text
+
+    def failed_answer(self, index: int, request: Any, error: str) -> Any:
+        _, _, _, doc_id, task, split = request.args
+        doc = self.task_dict[task][split][doc_id]
+        self._failures += 1
+        note_generation(task, int(doc.get("mv_row", doc_id)), error=error)
+        return ""
 
     def loglikelihood(self, requests: list[Any]) -> list[tuple[float, bool]]:
         raise NotImplementedError(f"{self.adapter_name} only generates text.")

@@ -49,6 +49,7 @@ class RandomBaseline(MedVisionModel):
 
     adapter_name = "medvision_random"
     extra_args = ("seed",)
+    journaled = False  # computed from the doc in microseconds: a journal write would cost more
 
     def __init__(self, seed: int | str = 1234, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -116,6 +117,7 @@ class PriorBaseline(MedVisionModel):
     """`--model medvision_prior`: per-label Train-split means (box, axes, measurement)."""
 
     adapter_name = "medvision_prior"
+    journaled = False  # depends on the Train split, which no request identity covers; recomputed instantly
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -192,6 +194,7 @@ class ReplayModel(MedVisionModel):
 
     adapter_name = "medvision_replay"
     extra_args = ("path", "geometry", "as_adapter")
+    uses_images = False  # answers come from the saved file: the journal keys on the doc and the file's content
 
     def __init__(
         self, path: str | None = None, geometry: str | None = None, as_adapter: str | None = None, **kwargs: Any
@@ -221,6 +224,11 @@ class ReplayModel(MedVisionModel):
         from .run_name import name_replay_run, replay_run_name
 
         name_replay_run(self.path, replay_run_name(self.path, as_adapter))
+
+    def extra_identity(self) -> dict[str, Any]:
+        from .journal import fingerprint
+
+        return {"responses_sha256": fingerprint(sorted([list(k), v] for k, v in self.responses.items()))}
 
     def respond(self, doc: dict[str, Any], prompt: str, gen_kwargs: dict[str, Any], doc_to_visual: Any) -> str:
         row = int(doc["mv_row"])

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from loguru import logger
-from medvision_metrics.options import bool_word, did_you_mean
+from medvision_metrics.options import did_you_mean
 
 from medvision_tasks import settings as mv_settings
 from medvision_tasks.errors import SettingsError
@@ -63,7 +63,10 @@ from .backends.hf import (
 )
 from .base import COMMON_ARGS, MedVisionModel, check_model_args
 from .errors import AdapterConfigError
+from .journal import Entry, image_digest
 from .profiles import BACKENDS, DTYPES, GENERATION_KEYS, PROFILES, ModelProfile, format_geometry
+from .request_loop import Prepared
+from .sampling import build_sampling, to_bool
 
 ADAPTER_ARGS: tuple[str, ...] = ("geometry", "greedy", "seed", "dump_requests")
 BACKEND_ARGS: dict[str, tuple[str, ...]] = {
@@ -94,21 +97,11 @@ BACKEND_CLASSES: dict[str, str] = {
 }
 # gen_kwargs keys a request may set; each overrides the profile default of the same name.
 SAMPLING_KEYS: tuple[str, ...] = GENERATION_KEYS + ("until", "seed")
-_INT_KEYS = ("max_new_tokens", "num_beams", "min_new_tokens", "seed")
-_FLOAT_KEYS = ("temperature", "top_p", "repetition_penalty")
 # Requests per vllm/openai backend call (one LLM.chat call schedules them all; ~0.75 MB per 512² image).
 REMOTE_CHUNK = 512
 
 
 # ------------------------------------------------------------------------------------------ validation
-def to_bool(where: str, value: Any) -> bool:
-    """A model-arg or gen-kwarg switch: bool, 0/1, or true/false text."""
-    switch = bool_word(value)
-    if switch is None:
-        raise AdapterConfigError(f"{where}={value!r} is not a boolean; use true or false.")
-    return switch
-
-
 def to_positive_int(where: str, value: Any) -> int:
     try:
         number = int(str(value).strip())
@@ -413,76 +406,36 @@ class MedVisionChatModel(MedVisionModel):
         return messages
 
     def build_sampling(self, gen_kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Profile defaults overridden by the request's gen_kwargs; `until` always a list of strings.
-
-        A request `temperature` without `do_sample` replaces a profile `do_sample`, so that
-        `--gen_kwargs temperature=0.7` samples also for greedy-by-default profiles.
-        """
-        sampling = dict(self.generation_defaults)
-        if "temperature" in gen_kwargs and "do_sample" not in gen_kwargs:
-            sampling.pop("do_sample", None)
-        for key, value in gen_kwargs.items():
-            where = f"--gen_kwargs {key}"
-            if key not in SAMPLING_KEYS:
-                if key not in self._ignored_gen_keys:
-                    self._ignored_gen_keys.add(key)
-                    logger.warning(
-                        f"{self.adapter_name}: ignoring generation setting {key}={value!r}; "
-                        f"known: {', '.join(SAMPLING_KEYS)}."
-                    )
-                continue
-            if key == "until":
-                until = [value] if isinstance(value, str) else list(value or [])
-                sampling["until"] = [str(s) for s in until if s]
-            elif key == "do_sample":
-                sampling[key] = to_bool(where, value)
-            elif value is None:
-                sampling.pop(key, None)
-            elif key in _INT_KEYS:
-                try:
-                    sampling[key] = int(value)
-                except (TypeError, ValueError):
-                    raise AdapterConfigError(f"{where}={value!r} is not an integer.") from None
-            else:
-                try:
-                    sampling[key] = float(value)
-                except (TypeError, ValueError):
-                    raise AdapterConfigError(f"{where}={value!r} is not a number.") from None
-        sampling.setdefault("until", [])
+        """Profile defaults overridden by the request's gen_kwargs (sampling.build_sampling, rule "backend");
+        `until` always a list of strings; unknown keys are ignored with one warning each."""
+        built = build_sampling(self.generation_defaults, gen_kwargs, SAMPLING_KEYS, rule="backend")
+        for key in built.ignored:
+            if key not in self._ignored_gen_keys:
+                self._ignored_gen_keys.add(key)
+                logger.warning(
+                    f"{self.adapter_name}: ignoring generation setting {key}={gen_kwargs[key]!r}; "
+                    f"known: {', '.join(SAMPLING_KEYS)}."
+                )
+        sampling = built.settings
         if self.seed is not None:
             sampling.setdefault("seed", self.seed)
         return sampling
 
-    def generate_until(self, requests: list[Any]) -> list[Any]:
-        """Answers in request order. hf: `batch_size` requests per `generate`; vllm/openai: chunks of at least
-        REMOTE_CHUNK requests per backend call (vLLM schedules them itself, the openai backend runs them
-        `num_concurrent` at a time), bounded so that the decoded images of one chunk stay in memory."""
-        from lmms_eval.api.instance import GenerationResult, TokenCounts
-        from tqdm import tqdm
+    @property
+    def request_window(self) -> int:
+        """Requests prepared (images decoded) per window: hf `batch_size`; vllm/openai at least REMOTE_CHUNK."""
+        return self.batch_size_per_gpu if self.backend == "hf" else max(self.batch_size_per_gpu, REMOTE_CHUNK)
 
-        answers: list[Any] = [GenerationResult(text="") for _ in requests]  # unreadable samples stay ""
-        size = self.batch_size_per_gpu if self.backend == "hf" else max(self.batch_size_per_gpu, REMOTE_CHUNK)
-        counts = {"failed": 0, "empty": 0, "truncated": 0}
-        progress = tqdm(total=len(requests), disable=self.rank != 0, desc=f"{self.adapter_name} ({self.backend})")
-        for start in range(0, len(requests), size):
-            prepared: list[tuple[int, GenRequest]] = []
-            for index in range(start, min(start + size, len(requests))):
-                gen_request = self._prepare(requests[index], counts)
-                if gen_request is not None:
-                    prepared.append((index, gen_request))
-            results = (
-                generate_with_halving(self.backend_impl.generate, [r for _, r in prepared], self.adapter_name)
-                if prepared
-                else []
-            )
-            for (index, gen_request), result in zip(prepared, results):
-                text = self._finish(gen_request, result, counts)
-                answers[index] = GenerationResult(
-                    text=text,
-                    token_counts=TokenCounts(input_tokens=result.prompt_tokens, output_tokens=result.completion_tokens),
-                )
-            progress.update(min(size, len(requests) - start))
-        progress.close()
+    def generate_until(self, requests: list[Any]) -> list[Any]:
+        """Answers in request order through `request_loop.run_requests`. hf: `batch_size` requests per `generate`;
+        vllm/openai: windows of at least REMOTE_CHUNK requests per backend call (vLLM schedules them itself, the
+        openai backend runs them `num_concurrent` at a time and reports each as it completes), bounded so that
+        the decoded images of one window stay in memory."""
+        from .request_loop import run_requests
+
+        self._counts = {"failed": 0, "empty": 0, "truncated": 0}
+        answers = run_requests(self, requests)
+        counts = self._counts
         if any(counts.values()):
             logger.warning(
                 f"{self.adapter_name}: {counts['failed']} failed, {counts['empty']} empty and {counts['truncated']} "
@@ -490,21 +443,50 @@ class MedVisionChatModel(MedVisionModel):
             )
         return answers
 
-    def _prepare(self, request: Any, counts: dict[str, int]) -> GenRequest | None:
+    def prepare_request(self, index: int, request: Any) -> Prepared:
         prompt, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
         doc = self.task_dict[task][split][doc_id]
         row = int(doc.get("mv_row", doc_id))
         sampling = self.build_sampling(dict(gen_kwargs or {}))  # a bad setting stops the run
-        try:
-            visuals = doc_to_visual(doc)
-            messages = self.build_messages(prompt, list(visuals or []))
-        except Exception as exc:  # one unreadable sample must not end the run
-            counts["failed"] += 1
-            note_generation(task, row, error=f"{type(exc).__name__}: {exc}")
-            return None
-        return GenRequest(key=(task, row), messages=messages, sampling=sampling)
+        visuals = doc_to_visual(doc)
+        messages = self.build_messages(prompt, list(visuals or []))
+        identity = {"messages": identity_messages(messages), "sampling": sampling} if self.journal_folder else None
+        return Prepared(
+            index, task, doc_id, row, identity, GenRequest(key=(task, row), messages=messages, sampling=sampling)
+        )
 
-    def _finish(self, request: GenRequest, result: GenResult, counts: dict[str, int]) -> str:
+    def execute(self, batch: list[Prepared], done: Any) -> None:
+        def entry(result: GenResult) -> Entry:
+            return Entry(result.text, result.error, result.truncated, result.prompt_tokens, result.completion_tokens)
+
+        gen_requests = [p.payload for p in batch]
+        if getattr(self.backend_impl, "reports_each_result", False):
+            self.backend_impl.generate(gen_requests, on_result=lambda i, result: done(i, entry(result)))
+            return
+        results = generate_with_halving(self.backend_impl.generate, gen_requests, self.adapter_name)
+        for position, result in enumerate(results):
+            done(position, entry(result))
+
+    def finish_entry(self, prepared: Prepared, entry: Entry, fresh: bool) -> Any:
+        from lmms_eval.api.instance import GenerationResult, TokenCounts
+
+        result = GenResult(entry.text, entry.truncated, entry.error, entry.prompt_tokens, entry.completion_tokens)
+        text = self._finish(prepared.payload, result, self._counts, dump=fresh)
+        return GenerationResult(
+            text=text,
+            token_counts=TokenCounts(input_tokens=result.prompt_tokens, output_tokens=result.completion_tokens),
+        )
+
+    def failed_answer(self, index: int, request: Any, error: str) -> Any:
+        from lmms_eval.api.instance import GenerationResult
+
+        _, _, _, doc_id, task, split = request.args
+        doc = self.task_dict[task][split][doc_id]
+        self._counts["failed"] += 1
+        note_generation(task, int(doc.get("mv_row", doc_id)), error=error)
+        return GenerationResult(text="")  # unreadable samples stay ""
+
+    def _finish(self, request: GenRequest, result: GenResult, counts: dict[str, int], dump: bool = True) -> str:
         task, row = request.key
         error = result.error
         if error:
@@ -520,7 +502,7 @@ class MedVisionChatModel(MedVisionModel):
             )
         if error or result.truncated:
             note_generation(task, row, truncated=bool(result.truncated), error=error)
-        if self.dump_path is not None:
+        if self.dump_path is not None and dump:
             self._dump(request, result, error)
         return "" if result.error else result.text
 
@@ -543,6 +525,18 @@ class MedVisionChatModel(MedVisionModel):
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+
+def identity_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages with each image replaced by the SHA-256 of its pixel bytes, mode and size (journal key)."""
+    out = []
+    for message in messages:
+        parts = [
+            {"type": "image", **image_digest(part["image"])} if part["type"] == "image" else dict(part)
+            for part in message["content"]
+        ]
+        out.append({"role": message["role"], "content": parts})
+    return out
 
 
 def describe_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -35,9 +35,11 @@ from PIL import Image
 from medvision_tasks import settings as mv_settings
 from medvision_tasks.hooks import note_generation
 
+from .backends import GenResult
 from .base import MedVisionModel
 from .errors import AdapterConfigError
 from .profiles import PROFILES, ModelProfile, ThirdPartyRepo
+from .sampling import build_sampling
 
 # CLIP ViT-L/14-336 (HealthGPT, HuatuoGPT-Vision): processor mean and input side.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -52,21 +54,19 @@ IMG_END_TOKEN = "</img>"
 IMG_CONTEXT_TOKEN = "<IMG_CONTEXT>"
 DEFAULT_SEED = 1234
 
-# lmms-eval gen_kwargs key -> type of the transformers `generate` keyword it sets.
-GENERATION_KEYS: dict[str, type] = {
-    "max_new_tokens": int,
-    "min_new_tokens": int,
-    "temperature": float,
-    "top_p": float,
-    "top_k": int,
-    "do_sample": bool,
-    "num_beams": int,
-    "repetition_penalty": float,
-    "length_penalty": float,
-    "no_repeat_ngram_size": int,
-}
-GENERATION_ALIASES = {"max_gen_toks": "max_new_tokens"}
-SAMPLING_ONLY_KEYS = ("temperature", "top_p", "top_k")
+# gen_kwargs keys the authors' `generate` calls take (types in sampling.GENERATION_TYPES).
+GENERATION_KEYS: tuple[str, ...] = (
+    "max_new_tokens",
+    "min_new_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "do_sample",
+    "num_beams",
+    "repetition_penalty",
+    "length_penalty",
+    "no_repeat_ngram_size",
+)
 
 DTYPE_NAMES = {
     "float16": "float16",
@@ -241,40 +241,15 @@ def seed_everything(value: int) -> None:
 def generation_kwargs(
     defaults: dict[str, Any], gen_kwargs: dict[str, Any]
 ) -> tuple[dict[str, Any], list[str], list[str]]:
-    """Per-request `generate` keywords: paper defaults, overridden by the keys present in `gen_kwargs`.
+    """Per-request `generate` keywords: paper defaults, overridden by the keys present in `gen_kwargs`
+    (sampling.build_sampling, rule "transformers").
 
     Returns (kwargs, until, ignored keys). A given `temperature` without `do_sample` sets
     `do_sample = temperature > 0`; greedy decoding drops temperature/top_p/top_k. `until` is returned
     separately, because these models' own code has no stop strings; the adapter cuts the text instead.
     """
-    out = dict(defaults)
-    given: dict[str, Any] = {}
-    ignored: list[str] = []
-    for key, value in gen_kwargs.items():
-        if key == "until":
-            continue
-        name = GENERATION_ALIASES.get(key, key)
-        kind = GENERATION_KEYS.get(name)
-        if kind is None:
-            ignored.append(key)
-            continue
-        if kind is bool and isinstance(value, str):
-            given[name] = value.strip().lower() in ("1", "true", "yes")
-        elif value is None:
-            given[name] = None
-        else:
-            given[name] = kind(value)
-    out.update(given)
-    if "temperature" in given and "do_sample" not in given and given["temperature"] is not None:
-        out["do_sample"] = given["temperature"] > 0
-    if not out.get("do_sample"):
-        out["do_sample"] = False
-        for key in SAMPLING_ONLY_KEYS:
-            out.pop(key, None)
-    until = gen_kwargs.get("until") or []
-    if isinstance(until, str):
-        until = [until]
-    return out, [u for u in until if u], ignored
+    built = build_sampling(defaults, gen_kwargs, GENERATION_KEYS, rule="transformers")
+    return built.settings, built.until, built.ignored
 
 
 def cut_at_stop(text: str, until: list[str]) -> str:
@@ -447,7 +422,13 @@ class AuthorRepoModel(MedVisionModel):
         """(text, number of generated tokens or None) for one prompt and one RGB image (subclasses)."""
         raise NotImplementedError
 
-    def respond(self, doc: dict[str, Any], prompt: str, gen_kwargs: dict[str, Any], doc_to_visual: Any) -> str:
+    def extra_identity(self) -> dict[str, Any]:
+        return {"dtype": self.dtype_name, "repository_commit": self.repo.commit}
+
+    def respond_result(
+        self, doc: dict[str, Any], prompt: str, gen_kwargs: dict[str, Any], doc_to_visual: Any
+    ) -> GenResult:
+        """One sample: the request-seeded answer cut at `until`, flagged truncated at max_new_tokens."""
         visuals = doc_to_visual(doc)
         if not visuals:
             raise ValueError(f"{doc['mv_config']} row {doc['mv_row']}: doc_to_visual returned no image")
@@ -459,10 +440,16 @@ class AuthorRepoModel(MedVisionModel):
         seed_everything(request_seed(self.seed, doc["mv_config"], int(doc["mv_row"])))
         text, n_new = self.generate_one(prompt, visuals[0].convert("RGB"), sampling)
         limit = sampling.get("max_new_tokens")
-        if n_new is not None and limit and n_new >= int(limit):
+        truncated = bool(n_new is not None and limit and n_new >= int(limit))
+        if truncated:
             logger.warning(f"{self.adapter_name}: {doc['mv_config']} row {doc['mv_row']} hit max_new_tokens={limit}.")
+        return GenResult(cut_at_stop(text, until), truncated=truncated, completion_tokens=n_new)
+
+    def respond(self, doc: dict[str, Any], prompt: str, gen_kwargs: dict[str, Any], doc_to_visual: Any) -> str:
+        result = self.respond_result(doc, prompt, gen_kwargs, doc_to_visual)
+        if result.truncated:
             note_generation(doc["mv_task"], int(doc["mv_row"]), truncated=True)
-        return cut_at_stop(text, until)
+        return result.text
 
 
 # ---------------------------------------------------------------------------------------- HealthGPT

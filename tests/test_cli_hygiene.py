@@ -32,7 +32,8 @@ def _main(capsys, *argv: str) -> tuple[int, str, str]:
         (
             ("list", "--variant", "res33"),
             "medvision-eval list: error: --variant 'res33' is not valid; valid: main, res336, res560, res896, cot, "
-            "detection_planeood, detection_taskood, tl_planeood, tl_taskood, demo; closest: 'res336'",
+            "detection_planeood, detection_taskood, tl_planeood, tl_taskood, demo, spacing, demo_spacing; "
+            "closest: 'res336'",
         ),
         (
             ("export", "--config", "KiTS23_BoxSize_Task01_Axial_Test", "--split", "tets"),
@@ -152,5 +153,5 @@ def test_replay_run_gets_a_readable_output_folder(tmp_path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     folders = sorted(p.name for p in out.iterdir() if p.is_dir())
-    assert folders == ["medvision_replay__responses"]
+    assert folders == ["medvision_journal", "medvision_replay__responses", "medvision_runs"]  # journal, results, runs
     assert list((out / "medvision_replay__responses").glob("*_results.json"))

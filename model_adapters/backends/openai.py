@@ -14,7 +14,8 @@ import json
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 from loguru import logger
@@ -53,6 +54,7 @@ class OpenAIBackend:
     """Client of one OpenAI-compatible server; `generate` runs up to `num_concurrent` requests at a time."""
 
     name = "openai"
+    reports_each_result = True  # generate(..., on_result=) reports each request as it completes
 
     def __init__(
         self,
@@ -112,26 +114,41 @@ class OpenAIBackend:
         """`text` with the API key replaced by ***."""
         return text.replace(self._secret, REDACTED) if self._secret else text
 
-    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
-        """Results in request order; never raises for a failing request (AdapterConfigError for bad settings)."""
+    def generate(
+        self, requests: list[GenRequest], on_result: Callable[[int, GenResult], None] | None = None
+    ) -> list[GenResult]:
+        """Results in request order; never raises for a failing request (AdapterConfigError for bad settings).
+
+        `on_result(index, result)` runs in the calling thread as each request completes (the adapter's
+        journal and progress bar), before the results of later completions are handed over."""
         sampling = [read_sampling(self.name, req.sampling) for req in requests]  # bad settings raise up front
         self.retries = 0
         if not requests:
             return []
+        results: list[GenResult | None] = [None] * len(requests)
         pool = ThreadPoolExecutor(max_workers=min(self.num_concurrent, len(requests)), thread_name_prefix="openai")
         try:
-            results = list(pool.map(self._generate_one, requests, sampling))
+            futures = {
+                pool.submit(self._generate_one, req, values): i
+                for i, (req, values) in enumerate(zip(requests, sampling))
+            }
+            for future in as_completed(futures):
+                index = futures[future]
+                results[index] = future.result()
+                if on_result is not None:
+                    on_result(index, results[index])
         except BaseException:  # Ctrl-C: do not start the queued requests
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown()
-        failed = sum(1 for r in results if r.error)
+        done = [r if r is not None else GenResult("", error="no result") for r in results]
+        failed = sum(1 for r in done if r.error)
         if failed or self.retries:
             logger.warning(
                 f"backend=openai: {len(requests)} request(s), {self.retries} retried attempt(s), "
                 f"{failed} failed (recorded as failed responses)."
             )
-        return results
+        return done
 
     def _payload(self, req: GenRequest, values: Sampling) -> dict[str, Any]:
         payload: dict[str, Any] = {

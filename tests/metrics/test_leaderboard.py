@@ -206,12 +206,23 @@ def test_recorded_ad_switch_is_used_by_default() -> None:
 
 # ------------------------------------------------------------------------------------------- hygiene
 def test_identical_duplicates_are_counted_once(tmp_path: Path) -> None:
+    """Identical reruns in one folder (e.g. a resumed run) count once; from two folders they are refused
+    naming both files unless --last-wins (or --latest) is given."""
     recs = make_records(50, region_label="kidney")
-    write_samples(tmp_path / "a" / "x_samples_medvision_detection.jsonl", recs)
-    write_samples(tmp_path / "b" / "x_samples_medvision_detection.jsonl", recs)
-    result = build_leaderboard(load_records([tmp_path]))
+    write_samples(tmp_path / "same" / "x_samples_medvision_detection.jsonl", recs)
+    write_samples(tmp_path / "same" / "y_samples_medvision_detection.jsonl", recs)
+    result = build_leaderboard(load_records([tmp_path / "same"]))
     assert rows_by_group(result, "detection")["anatomy"]["samples"] == 50
     assert any("50 duplicate record(s)" in w for w in result["warnings"])
+
+    first = write_samples(tmp_path / "a" / "x_samples_medvision_detection.jsonl", recs)
+    second = write_samples(tmp_path / "b" / "x_samples_medvision_detection.jsonl", recs)
+    records = load_records([tmp_path / "a", tmp_path / "b"])
+    with pytest.raises(RecordError, match="the same records in 2 run folders") as info:
+        build_leaderboard(records)
+    assert str(first) in str(info.value) and str(second) in str(info.value)
+    result = build_leaderboard(records, last_wins=True)
+    assert rows_by_group(result, "detection")["anatomy"]["samples"] == 50
 
 
 def test_conflicting_duplicates_list_the_files(tmp_path: Path) -> None:
