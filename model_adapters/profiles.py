@@ -116,7 +116,7 @@ class ModelProfile:
     trust_remote_code: bool = False
     max_vllm_version: str | None = None
     third_party: ThirdPartyRepo | None = None
-    adapter_class: str = ""  # class name in medvision_adapters.chat (or .special for third-party models)
+    adapter_class: str = ""  # class name in medvision_adapters.chat (or .authors_repos for third-party models)
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -162,7 +162,7 @@ class ModelProfile:
     @property
     def class_path(self) -> str:
         """Import path of the adapter class lmms-eval instantiates for this `--model` name."""
-        module = "special" if self.third_party is not None else "chat"
+        module = "authors_repos" if self.third_party is not None else "chat"
         return f"medvision_adapters.{module}.{self.adapter_class}"
 
     @property

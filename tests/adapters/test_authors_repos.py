@@ -17,10 +17,8 @@ from typing import Any
 
 import pytest
 import torch
-from medvision_adapters import special
-from medvision_adapters.baselines import seeded_rng
-from medvision_adapters.errors import AdapterConfigError
-from medvision_adapters.special import (
+from medvision_adapters import authors_repos as special
+from medvision_adapters.authors_repos import (
     CLIP_MEAN,
     HEALTHGPT_REPO,
     HUATUO_REPO,
@@ -31,6 +29,8 @@ from medvision_adapters.special import (
     HuatuoGPTVisionAdapter,
     MedDrAdapter,
 )
+from medvision_adapters.baselines import seeded_rng
+from medvision_adapters.errors import AdapterConfigError
 from PIL import Image
 
 from medvision_tasks import hooks, settings
