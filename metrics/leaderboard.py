@@ -924,34 +924,14 @@ def _model_intervals(
 
 # ------------------------------------------------------------------------------------------ main
 def build_leaderboard(
-    records: list[dict[str, Any]],
-    *,
-    parse: str = "as-run",
-    box_fix: bool | None = None,
-    ad_drop_near_zero: bool | None = None,
-    tl_remove_multicluster: bool | None = None,
-    preset: str = "v1",
-    min_group_size: int = 50,
-    allow_demo: bool = False,
-    allow_mixed: bool = False,
-    allow_mixed_settings: bool = False,
-    allow_multi_instance: bool = False,
-    last_wins: bool = False,
-    latest: bool = False,
-    unknown_label: str = "error",
-    paper: bool = False,
-    paper_model: str | None = None,
-    ci: float | None = None,
-    ci_iterations: int = DEFAULT_CI_ITERATIONS,
-    ci_seed: int = DEFAULT_CI_SEED,
-    boxsize: bool = False,
-    boxsize_seed: int = DEFAULT_BOXSIZE_SEED,
-    boxsize_draws: int = DEFAULT_BOXSIZE_DRAWS,
+    records: list[dict[str, Any]], options: LeaderboardOptions | None = None, **fields: Any
 ) -> dict[str, Any]:
     """Rebuild the paper's Tables 2-4 rows from ``mv_record`` dicts (docs/reference.md §6).
 
     Args:
         records: records as returned by :func:`load_records` (or plain ``mv_record`` dicts).
+        options: a :class:`LeaderboardOptions`; or give its fields as keyword arguments (below), with
+            ``allow_mixed_settings`` accepted as an alias of ``allow_mixed``.
         parse: ``"as-run"`` re-parses with each record's ``settings.parse``; ``"last_k"``/``"answer_tag"``
             override it.
         box_fix, ad_drop_near_zero, tl_remove_multicluster: ``None`` uses each record's recorded switch;
@@ -985,32 +965,14 @@ def build_leaderboard(
             a record without ``image_file_rel`` (``ci``) or ``image_size_2d`` (``boxsize``).
         ValueError: invalid option values.
     """
+    if options is None:
+        if fields.pop("allow_mixed_settings", False):
+            fields["allow_mixed"] = True
+        options = LeaderboardOptions(**fields)
+    elif fields:
+        raise TypeError(f"build_leaderboard: give options or keyword fields, not both ({', '.join(fields)})")
     with _cyclic_gc_paused():
-        return _build(
-            records,
-            LeaderboardOptions(
-                parse=parse,
-                box_fix=box_fix,
-                ad_drop_near_zero=ad_drop_near_zero,
-                tl_remove_multicluster=tl_remove_multicluster,
-                preset=preset,
-                min_group_size=min_group_size,
-                allow_demo=allow_demo,
-                allow_mixed=allow_mixed or allow_mixed_settings,
-                allow_multi_instance=allow_multi_instance,
-                last_wins=last_wins,
-                latest=latest,
-                unknown_label=unknown_label,
-                paper=paper,
-                paper_model=paper_model,
-                ci=ci,
-                ci_iterations=ci_iterations,
-                ci_seed=ci_seed,
-                boxsize=boxsize,
-                boxsize_seed=boxsize_seed,
-                boxsize_draws=boxsize_draws,
-            ),
-        )
+        return _build(records, options)
 
 
 def _build(records: list[dict[str, Any]], opts: LeaderboardOptions) -> dict[str, Any]:

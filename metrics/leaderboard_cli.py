@@ -13,7 +13,7 @@ from .boxsize import DEFAULT_BOXSIZE_DRAWS, DEFAULT_BOXSIZE_SEED
 from .errors import RecordError
 from .figure import check_figure_path, require_matplotlib, write_boxsize_plot, write_per_label_figure
 from .labels import UNKNOWN_LABEL_POLICIES, minimum_group_size
-from .leaderboard import PARSE_OPTIONS, PRESETS, build_leaderboard, load_records
+from .leaderboard import PARSE_OPTIONS, PRESETS, LeaderboardOptions, build_leaderboard, load_records
 from .leaderboard_html import write_leaderboard_html
 from .options import choice, metavar
 from .report import FORMATS, SPACING_CSV, boxsize_csv, render, spacing_csv, table_csvs, to_json
@@ -178,29 +178,8 @@ def build_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Load the records named by ``args.paths`` and build the leaderboard with the parsed options."""
     records = load_records(args.paths)
     min_size = args.min_group_size if args.min_group_size is not None else minimum_group_size()
-    return build_leaderboard(
-        records,
-        parse=args.parse,
-        box_fix=args.box_fix,
-        ad_drop_near_zero=args.ad_drop_near_zero,
-        tl_remove_multicluster=args.tl_remove_multicluster,
-        preset=args.preset,
-        min_group_size=min_size,
-        allow_demo=args.allow_demo,
-        allow_mixed=args.allow_mixed,
-        allow_multi_instance=args.allow_multi_instance,
-        last_wins=args.last_wins,
-        latest=args.latest,
-        unknown_label=args.unknown_label,
-        paper=args.paper,
-        paper_model=args.paper_model,
-        ci=args.ci,
-        ci_iterations=args.ci_iterations,
-        ci_seed=args.ci_seed,
-        boxsize=args.boxsize,
-        boxsize_seed=args.boxsize_seed,
-        boxsize_draws=args.boxsize_draws,
-    )
+    fields = {name: getattr(args, name) for name in LeaderboardOptions.__dataclass_fields__}
+    return build_leaderboard(records, LeaderboardOptions(**dict(fields, min_group_size=min_size)))
 
 
 def write_outputs(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
