@@ -975,27 +975,15 @@ def build_leaderboard(
         return _build(records, options)
 
 
-def _build(records: list[dict[str, Any]], opts: LeaderboardOptions) -> dict[str, Any]:
-    """The body of :func:`build_leaderboard` for validated options."""
-    warnings: list[str] = []
-    records = list(records)
-    if not records:
-        raise RecordError("no records to summarise")
-    for index, record in enumerate(records):
-        if not isinstance(record, dict) or SOURCE_FIELD not in record:  # load_records validated the others
-            validate_record(record, f"record {index}")
-    _refuse(records, opts)
-    check_row_sources(records, opts.allow_mixed, warnings)
-    # spacing variants (docs/spacing-test.md) share configs with their base subtasks: kept out of Tables 2-4
-    variants = [r for r in records if is_spacing_record(r)]
-    records = [r for r in records if not is_spacing_record(r)]
+def _score_by_model(
+    records: list[dict[str, Any]], opts: LeaderboardOptions, warnings: list[str]
+) -> tuple[dict[str, list[tuple[int, dict[str, Any]]]], dict[str, dict[str, list[Item]]]]:
+    """Deduplicate, group by model key, check settings, and re-score every record: ``(by_model, scored)``."""
     keys = [model_key_for(r["model"]["adapter"], r["model"].get("pretrained")) for r in records]
     kept = _deduplicate(records, keys, opts, warnings)
-
     by_model: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     for index, record, model_key in kept:
         by_model.setdefault(model_key, []).append((index, record))
-
     scored: dict[str, dict[str, list[Item]]] = {}
     for model_key in sorted(by_model):
         items = by_model[model_key]
@@ -1006,7 +994,16 @@ def _build(records: list[dict[str, Any]], opts: LeaderboardOptions) -> dict[str,
             families[record["family"]].append((record, _rescore(record, where, opts), where))
         scored[model_key] = families
     _check_comparable(scored, opts, warnings)
+    return by_model, scored
 
+
+def _tables(
+    by_model: dict[str, list[tuple[int, dict[str, Any]]]],
+    scored: dict[str, dict[str, list[Item]]],
+    opts: LeaderboardOptions,
+    warnings: list[str],
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]], list[dict[str, Any]], dict[str, int]]:
+    """Table rows, per-region/per-label details, model summaries and (with ``ci``) cluster counts per model."""
     tables: dict[str, list[dict[str, Any]]] = {"detection": [], "tl": [], "ad": []}
     details: dict[str, list[dict[str, Any]]] = {"detection_regions": [], "tl_labels": [], "ad_labels": []}
     models: list[dict[str, Any]] = []
@@ -1032,14 +1029,32 @@ def _build(records: list[dict[str, Any]], opts: LeaderboardOptions) -> dict[str,
         _count_warnings(model_key, items, det_rows + tl_rows + ad_rows, families, opts, warnings)
         own = {"detection_regions": det_details, "tl_labels": tl_details, "ad_labels": ad_details}
         warnings.extend(drop_warnings(model_key, own, families, keys_by_family))
-    _version_warning(records, warnings)
-
     for table, group_order in (
         ("detection", DETECTION_GROUPS),
         ("tl", ("tl",)),
         ("ad", (*(g for g, _ in AD_GROUPS), AD_OVERALL_GROUP)),
     ):
         tables[table].sort(key=lambda row, order=group_order: (order.index(row["group"]), row["model"]))
+    return tables, details, models, clusters
+
+
+def _build(records: list[dict[str, Any]], opts: LeaderboardOptions) -> dict[str, Any]:
+    """The body of :func:`build_leaderboard` for validated options."""
+    warnings: list[str] = []
+    records = list(records)
+    if not records:
+        raise RecordError("no records to summarise")
+    for index, record in enumerate(records):
+        if not isinstance(record, dict) or SOURCE_FIELD not in record:  # load_records validated the others
+            validate_record(record, f"record {index}")
+    _refuse(records, opts)
+    check_row_sources(records, opts.allow_mixed, warnings)
+    # spacing variants (docs/spacing-test.md) share configs with their base subtasks: kept out of Tables 2-4
+    variants = [r for r in records if is_spacing_record(r)]
+    records = [r for r in records if not is_spacing_record(r)]
+    by_model, scored = _score_by_model(records, opts, warnings)
+    tables, details, models, clusters = _tables(by_model, scored, opts, warnings)
+    _version_warning(records, warnings)
     if opts.paper:
         _insert_paper_rows(tables, opts.paper_model)
         if unpublished := unpublished_models_warning(tables, opts.paper_model):
