@@ -39,7 +39,7 @@ from .data import (
 )
 from .errors import PlanError, SettingsError, VolumeError
 from .integrity import FIX, file_problem
-from .settings import allow_non_ras, data_dir_from_env, resolve_settings
+from .settings import Settings, allow_non_ras, data_dir_from_env, resolve_settings
 
 DEFAULT_TASKS = ("medvision",)
 HASH_ROWS = 1000
@@ -375,6 +375,85 @@ def _zip_all(a: Iterator[Any], b: Iterator[Any]) -> Iterator[tuple[Any, Any]]:
         yield (None if x is sentinel else x), (None if y is sentinel else y)
 
 
+def _check_files(listing: list[ConfigReport], args: argparse.Namespace, out: TextIO, err: TextIO) -> dict[str, str]:
+    """Check every file the rows reference (and, with --full, decode every volume); mark the reports whose
+    evaluated rows read a bad file; print the Files section. Returns {path: problem}."""
+    problems: dict[str, str] = {}
+    referenced = sorted({p for r in listing for p in r.needed_files | r.other_files})
+    progress = Progress(len(referenced), err, title="checking files")
+    for path in referenced:
+        progress.step(Path(path).name)
+        if (why := _file_problem(path)) is not None:
+            problems[path] = why
+    progress.close()
+    if getattr(args, "full", False):
+        volume_problems = _decode_all(listing, problems, allow_non_ras(), out, err)
+        problems.update({p: "cannot be decoded (see Full decode)" for p in volume_problems if p not in problems})
+    else:
+        volume_problems = _check_volumes(listing, max(args.sample_volumes, 0), allow_non_ras(), out)
+    for report in listing:
+        if report.error:
+            continue
+        bad = sorted(p for p in report.needed_files if p in problems) + sorted(
+            p for p in report.first_images if p in volume_problems and p not in problems
+        )
+        if bad:
+            report.error = f"{len(bad)} referenced file(s) missing or unreadable (listed under Files)"
+    if problems:
+        needed = {p for r in listing for p in r.needed_files}
+        print(f"\nFiles: {len(problems)} referenced file(s) missing or unreadable:", file=out)
+        for path, why in sorted(problems.items()):
+            note = "" if path in needed else " (mask, Train case or row past the cap: not read by the evaluated rows)"
+            print(f"  {why}: {path}{note}", file=out)
+        print(f"  Fix: {FIX}.", file=out)
+    else:
+        n_files = len({p for r in listing for p in r.needed_files | r.other_files})
+        print(f"\nFiles: all {n_files} referenced files present.", file=out)
+    return problems
+
+
+def _print_subtasks(
+    listing: list[ConfigReport],
+    reports: dict[str, ConfigReport],
+    settings: Settings,
+    present: set[str],
+    out: TextIO,
+) -> None:
+    """The Subtasks section (rows against the expected counts) and the AbdomenAtlas identity hash."""
+    exact = settings.planner_version == "1.0.0" and settings.filtering
+    print(
+        "\nSubtasks (rows = single-instance Test rows before the cap; "
+        "expected = docs/reference.md §2.2/§2.4 at v1.0.0):",
+        file=out,
+    )
+    for report in listing:
+        names = report.subtasks[0] + (f" (+{len(report.subtasks) - 1} variants)" if len(report.subtasks) > 1 else "")
+        if report.error:
+            gated = GATED_DATASETS.get(report.dataset) if report.dataset not in present else None
+            hint = f" [{report.dataset} {gated}]" if gated else ""
+            print(f"  FAIL  {names}  {report.config}: {report.error}{hint}", file=out)
+            continue
+        expected = report.expected if exact else None
+        if report.config == ABDOMENATLAS_CONFIG and exact:
+            expected = ABDOMENATLAS_COUNTS["accepted"]
+        status = "ok" if expected is None or report.rows == expected else "DIFF"
+        exp = "n/a" if expected is None else str(expected)
+        print(
+            f"  {status:<5} {names}  {report.config}  rows {report.rows}  expected {exp}  evaluated {report.evaluated}",
+            file=out,
+        )
+    atlas = reports.get(ABDOMENATLAS_CONFIG)
+    if atlas is not None and atlas.identity_hash:
+        print(
+            f"\nIdentity hash of the first {HASH_ROWS} rows (docs/reference.md §9 Q3): "
+            f"{ABDOMENATLAS_CONFIG} rows {atlas.rows} "
+            f"(accepted {ABDOMENATLAS_COUNTS['accepted']:,}; v1 task list {ABDOMENATLAS_COUNTS['v1 task list']:,}) "
+            f"sha256 {atlas.identity_hash}",
+            file=out,
+        )
+
+
+
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """The doctor report; exit status 1 when a requested subtask cannot run (or an Arrow comparison differs)."""
     out = out or sys.stdout
@@ -430,70 +509,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     progress.close()
     listing = list(reports.values())
 
-    # files referenced by the rows: one list
-    problems: dict[str, str] = {}
-    referenced = sorted({p for r in listing for p in r.needed_files | r.other_files})
-    progress = Progress(len(referenced), err, title="checking files")
-    for path in referenced:
-        progress.step(Path(path).name)
-        if (why := _file_problem(path)) is not None:
-            problems[path] = why
-    progress.close()
-    if getattr(args, "full", False):
-        volume_problems = _decode_all(listing, problems, allow_non_ras(), out, err)
-        problems.update({p: "cannot be decoded (see Full decode)" for p in volume_problems if p not in problems})
-    else:
-        volume_problems = _check_volumes(listing, max(args.sample_volumes, 0), allow_non_ras(), out)
-    for report in listing:
-        if report.error:
-            continue
-        bad = sorted(p for p in report.needed_files if p in problems) + sorted(
-            p for p in report.first_images if p in volume_problems and p not in problems
-        )
-        if bad:
-            report.error = f"{len(bad)} referenced file(s) missing or unreadable (listed under Files)"
-    if problems:
-        needed = {p for r in listing for p in r.needed_files}
-        print(f"\nFiles: {len(problems)} referenced file(s) missing or unreadable:", file=out)
-        for path, why in sorted(problems.items()):
-            note = "" if path in needed else " (mask, Train case or row past the cap: not read by the evaluated rows)"
-            print(f"  {why}: {path}{note}", file=out)
-        print(f"  Fix: {FIX}.", file=out)
-    else:
-        n_files = len({p for r in listing for p in r.needed_files | r.other_files})
-        print(f"\nFiles: all {n_files} referenced files present.", file=out)
+    problems = _check_files(listing, args, out, err)
 
-    exact = settings.planner_version == "1.0.0" and settings.filtering
-    print(
-        "\nSubtasks (rows = single-instance Test rows before the cap; "
-        "expected = docs/reference.md §2.2/§2.4 at v1.0.0):",
-        file=out,
-    )
-    for report in listing:
-        names = report.subtasks[0] + (f" (+{len(report.subtasks) - 1} variants)" if len(report.subtasks) > 1 else "")
-        if report.error:
-            gated = GATED_DATASETS.get(report.dataset) if report.dataset not in present else None
-            hint = f" [{report.dataset} {gated}]" if gated else ""
-            print(f"  FAIL  {names}  {report.config}: {report.error}{hint}", file=out)
-            continue
-        expected = report.expected if exact else None
-        if report.config == ABDOMENATLAS_CONFIG and exact:
-            expected = ABDOMENATLAS_COUNTS["accepted"]
-        status = "ok" if expected is None or report.rows == expected else "DIFF"
-        exp = "n/a" if expected is None else str(expected)
-        print(
-            f"  {status:<5} {names}  {report.config}  rows {report.rows}  expected {exp}  evaluated {report.evaluated}",
-            file=out,
-        )
-    atlas = reports.get(ABDOMENATLAS_CONFIG)
-    if atlas is not None and atlas.identity_hash:
-        print(
-            f"\nIdentity hash of the first {HASH_ROWS} rows (docs/reference.md §9 Q3): "
-            f"{ABDOMENATLAS_CONFIG} rows {atlas.rows} "
-            f"(accepted {ABDOMENATLAS_COUNTS['accepted']:,}; v1 task list {ABDOMENATLAS_COUNTS['v1 task list']:,}) "
-            f"sha256 {atlas.identity_hash}",
-            file=out,
-        )
+    _print_subtasks(listing, reports, settings, present, out)
 
     missing_gated = [d for d in GATED_DATASETS if d not in present]
     if missing_gated:
