@@ -180,6 +180,94 @@ def _intervals(row: _Row, level: float, iterations: int, seed: int) -> tuple[dic
     return out, len(names)
 
 
+def _pair_variant(
+    item: Item,
+    base_index: Mapping[tuple[str, str, int], Item],
+    rows: dict[tuple[str, str], _Row],
+    missing: dict[tuple[str, str], int],
+    base_tasks: dict[tuple[str, str], set[str]],
+) -> None:
+    """Pair one variant record with its base-task record and add the pair (or why it has none) to its row."""
+    record = item.record
+    k, base_task = spacing_of(record, item.where)
+    group = group_of(record)
+    row = rows.setdefault((item.model, group), _Row(item.model, group))
+    row.ks.add(k)
+    base_tasks.setdefault((item.model, group), set()).add(base_task)
+    if item.sample.get("excluded"):
+        row.counts["excluded"] += 1
+        return
+    if item.sample.get("success"):
+        row.mre.setdefault(k, []).append(item.sample["metrics"].get("mre"))
+    base = base_index.get((item.model, base_task, int(record["row"])))
+    if base is None:
+        row.counts["unpaired"] += 1
+        row.unpaired["no_base"] += 1
+        missing[(item.model, base_task)] = missing.get((item.model, base_task), 0) + 1
+        return
+    if str(base.record["settings_id"]) != str(record["settings_id"]):
+        row.counts["unpaired"] += 1
+        row.unpaired["settings"] += 1
+        return
+    if _doc(base.record) != _doc(record):
+        row.counts["unpaired"] += 1
+        row.unpaired["doc"] += 1
+        return
+    if base.sample.get("excluded"):
+        row.counts["excluded"] += 1
+        return
+    a_k, a_1 = _answer(item), _answer(base)
+    if a_k is None or a_1 is None:
+        row.counts["unparsable"] += 1
+        return
+    if not all(math.isfinite(v) for v in (*a_k, *a_1)):
+        row.counts["nonpositive"] += 1
+        return
+    if group == "angle":
+        row.change.append(abs(a_k[0] - a_1[0]))
+    else:
+        if not all(v > 0 for v in (*a_k, *a_1)):
+            row.counts["nonpositive"] += 1
+            return
+        row.e.append(elasticity(a_k[0], a_1[0], k))
+        row.by_k.setdefault(k, []).append(row.e[-1])
+        if group == "tl":
+            row.e_minor.append(elasticity(a_k[1], a_1[1], k))
+    row.clusters.append(_cluster(record))
+
+
+def _table_row(
+    row: _Row, base_mre: list[float], mre_ks: list[float], ci: float | None, ci_iterations: int, ci_seed: int
+) -> dict[str, Any]:
+    """One output row of the table (see :func:`spacing_table`)."""
+    model, group = row.model, row.group
+    data = {"e": np.array(row.e), "e_minor": np.array(row.e_minor), "change": np.array(row.change)}
+    entry: dict[str, Any] = {
+        "model": model,
+        "group": group,
+        "k": ",".join(f"{k:g}" for k in sorted(row.ks)),
+        "pairs": len(row.clusters),
+        "unpaired": row.counts["unpaired"],
+        "unparsable": row.counts["unparsable"],
+        "skipped": row.counts["nonpositive"],
+    }
+    for column, (source, statistic) in STATISTICS.items():
+        entry[column] = statistic(data[source])
+    for k in mre_ks:
+        values = base_mre if k == 1.0 else row.mre.get(k, [])
+        entry[f"MRE k={k:g}"] = _mean(values) * 100.0
+    entry["pair_counts"] = {
+        **row.counts,
+        "unpaired_no_base": row.unpaired["no_base"],
+        "unpaired_settings": row.unpaired["settings"],
+        "unpaired_doc": row.unpaired["doc"],
+    }
+    entry["by_k"] = {f"{k:g}": _median(np.array(v)) for k, v in sorted(row.by_k.items())}
+    if ci is not None:
+        entry["ci"], entry["clusters"] = _intervals(row, float(ci), int(ci_iterations), int(ci_seed))
+    return entry
+
+
 def spacing_table(
     variants: Sequence[Item],
     bases: Sequence[Item],
@@ -212,89 +300,20 @@ def spacing_table(
     rows: dict[tuple[str, str], _Row] = {}
     missing: dict[tuple[str, str], int] = {}
     base_tasks: dict[tuple[str, str], set[str]] = {}
-    ks: set[float] = set()
     for item in variants:
-        record = item.record
-        k, base_task = spacing_of(record, item.where)
-        ks.add(k)
-        group = group_of(record)
-        row = rows.setdefault((item.model, group), _Row(item.model, group))
-        row.ks.add(k)
-        base_tasks.setdefault((item.model, group), set()).add(base_task)
-        if item.sample.get("excluded"):
-            row.counts["excluded"] += 1
-            continue
-        if item.sample.get("success"):
-            row.mre.setdefault(k, []).append(item.sample["metrics"].get("mre"))
-        base = base_index.get((item.model, base_task, int(record["row"])))
-        if base is None:
-            row.counts["unpaired"] += 1
-            row.unpaired["no_base"] += 1
-            missing[(item.model, base_task)] = missing.get((item.model, base_task), 0) + 1
-            continue
-        if str(base.record["settings_id"]) != str(record["settings_id"]):
-            row.counts["unpaired"] += 1
-            row.unpaired["settings"] += 1
-            continue
-        if _doc(base.record) != _doc(record):
-            row.counts["unpaired"] += 1
-            row.unpaired["doc"] += 1
-            continue
-        if base.sample.get("excluded"):
-            row.counts["excluded"] += 1
-            continue
-        a_k, a_1 = _answer(item), _answer(base)
-        if a_k is None or a_1 is None:
-            row.counts["unparsable"] += 1
-            continue
-        if not all(math.isfinite(v) for v in (*a_k, *a_1)):
-            row.counts["nonpositive"] += 1
-            continue
-        if group == "angle":
-            row.change.append(abs(a_k[0] - a_1[0]))
-        else:
-            if not all(v > 0 for v in (*a_k, *a_1)):
-                row.counts["nonpositive"] += 1
-                continue
-            row.e.append(elasticity(a_k[0], a_1[0], k))
-            row.by_k.setdefault(k, []).append(row.e[-1])
-            if group == "tl":
-                row.e_minor.append(elasticity(a_k[1], a_1[1], k))
-        row.clusters.append(_cluster(record))
+        _pair_variant(item, base_index, rows, missing, base_tasks)
     base_mre: dict[tuple[str, str], list[float]] = {}
     for item in bases:
         for (model, group), tasks in base_tasks.items():
             if item.model == model and str(item.record["task"]) in tasks and group_of(item.record) == group:
                 if item.sample.get("success") and not item.sample.get("excluded"):
                     base_mre.setdefault((model, group), []).append(item.sample["metrics"].get("mre"))
-    mre_ks = sorted({1.0, *ks})
+    mre_ks = sorted({1.0, *(k for row in rows.values() for k in row.ks)})
     out_rows = []
     for (model, group), row in sorted(rows.items(), key=lambda kv: (GROUPS.index(kv[0][1]), kv[0][0])):
-        data = {"e": np.array(row.e), "e_minor": np.array(row.e_minor), "change": np.array(row.change)}
-        entry: dict[str, Any] = {
-            "model": model,
-            "group": group,
-            "k": ",".join(f"{k:g}" for k in sorted(row.ks)),
-            "pairs": len(row.clusters),
-            "unpaired": row.counts["unpaired"],
-            "unparsable": row.counts["unparsable"],
-            "skipped": row.counts["nonpositive"],
-        }
-        for column, (source, statistic) in STATISTICS.items():
-            entry[column] = statistic(data[source])
-        for k in mre_ks:
-            values = base_mre.get((model, group), []) if k == 1.0 else row.mre.get(k, [])
-            entry[f"MRE k={k:g}"] = _mean(values) * 100.0
-        entry["pair_counts"] = {
-            **row.counts,
-            "unpaired_no_base": row.unpaired["no_base"],
-            "unpaired_settings": row.unpaired["settings"],
-            "unpaired_doc": row.unpaired["doc"],
-        }
-        entry["by_k"] = {f"{k:g}": _median(np.array(v)) for k, v in sorted(row.by_k.items())}
-        if ci is not None:
-            entry["ci"], entry["clusters"] = _intervals(row, float(ci), int(ci_iterations), int(ci_seed))
-        out_rows.append(entry)
+        out_rows.append(
+            _table_row(row, base_mre.get((model, group), []), mre_ks, ci, int(ci_iterations), int(ci_seed))
+        )
     return {
         "rows": out_rows,
         "ks": [f"{k:g}" for k in mre_ks],
