@@ -273,6 +273,28 @@ class Builder:
         return buf.getvalue(), None
 
 
+def _table_row(entry: Entry, chunk: int, has_image: bool) -> dict[str, Any]:
+    """The compact row of one sample in `data/table.js` (short keys: the table holds up to 30,000 rows)."""
+    record = entry.record
+    return {
+        "i": entry.sid,
+        "m": entry.model,
+        "f": record.get("family"),
+        "t": record.get("task"),
+        "d": record.get("dataset"),
+        "l": record.get("label_name") or record.get("metric_key") or record.get("label"),
+        "ok": bool(record.get("success")),
+        "x": bool(record.get("excluded")),
+        "k": entry.table_key,
+        "mt": record.get("metrics") or {},
+        "r": record.get("row"),
+        "s": record.get("slice_idx"),
+        "c": chunk,
+        "img": has_image,
+        "sk": sample_key(record),
+    }
+
+
 def build_viewer(
     paths: list[str | Path],
     out: str | Path | None = None,
@@ -326,26 +348,7 @@ def build_viewer(
         detail["image"], detail["image_note"] = image, image_note
         chunk = chunk_of[index]
         chunks[chunk][entry.sid] = detail
-        record = entry.record
-        table.append(
-            {
-                "i": entry.sid,
-                "m": entry.model,
-                "f": record.get("family"),
-                "t": record.get("task"),
-                "d": record.get("dataset"),
-                "l": record.get("label_name") or record.get("metric_key") or record.get("label"),
-                "ok": bool(record.get("success")),
-                "x": bool(record.get("excluded")),
-                "k": entry.table_key,
-                "mt": record.get("metrics") or {},
-                "r": record.get("row"),
-                "s": record.get("slice_idx"),
-                "c": chunk,
-                "img": image is not None,
-                "sk": sample_key(record),
-            }
-        )
+        table.append(_table_row(entry, chunk, image is not None))
     files = copy_static(out_dir)
     data = out_dir / "data"
     for number, chunk_items in enumerate(chunks):
