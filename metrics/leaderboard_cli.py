@@ -45,7 +45,10 @@ def _positive_int(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``leaderboard`` options to ``parser``."""
+    """Add the ``leaderboard`` options to ``parser``.
+
+    Long on purpose: one declarative `add_argument` call per option, in the order `--help` shows them.
+    """
     parser.add_argument(
         "paths", nargs="+", metavar="PATH", help="run folders or *_samples_medvision_*.jsonl files"
     )
