@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .cli_values import OneLineParser, choice, metavar
+from .cli_values import OneLineParser, choice, flag_value, has_flag, metavar
 from .errors import PlanError, SettingsError, VolumeError
 
 FAMILIES = ("detection", "tl", "ad")
@@ -103,19 +103,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _has_flag(argv: list[str], *names: str) -> bool:
-    return any(a == n or a.startswith(n + "=") for a in argv for n in names)
-
-
-def _output_path(argv: list[str]) -> Path | None:
-    for i, a in enumerate(argv):
-        if a == "--output_path" and i + 1 < len(argv):
-            return Path(argv[i + 1])
-        if a.startswith("--output_path="):
-            return Path(a.split("=", 1)[1])
-    return None
-
-
 def _read_skipped(out: Path) -> object:
     """The skip record written by MEDVISION_SKIP_MISSING runs, if any."""
     from .preflight import SKIPPED_FILE
@@ -140,13 +127,13 @@ def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
     from .taskhook import tasks_dir
 
     argv = list(rest)
-    if not _has_flag(argv, "--include_path"):
+    if not has_flag(argv, "--include_path"):
         argv += ["--include_path", tasks_dir()]
-    if not _has_flag(argv, "--log_samples"):
+    if not has_flag(argv, "--log_samples"):
         argv.append("--log_samples")
     lmms_eval = Path(sys.executable).with_name("lmms-eval")
     cmd = [str(lmms_eval)] if lmms_eval.exists() else [sys.executable, "-m", "lmms_eval"]
-    out = _output_path(argv)
+    out = Path(value) if (value := flag_value(argv, "--output_path")) else None
     if out is None:
         return run_wrapper.run_child(cmd + argv)
     try:

@@ -1,5 +1,6 @@
-"""One-line CLI errors: `OneLineParser` prints an argparse error as a single ``prog: error: ...`` line (no usage
-block, no traceback) and exits 2; value checks come from `medvision_metrics.options`."""
+"""Command-line helpers: `OneLineParser` prints an argparse error as a single ``prog: error: ...`` line (no
+usage block, no traceback) and exits 2 (value checks come from `medvision_metrics.options`); `flag_value` and
+`has_flag` read an lmms-eval command line as the run wrapper and the journal see it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,22 @@ from typing import NoReturn
 
 from medvision_metrics.options import choice, invalid_value_message, metavar
 
-__all__ = ["OneLineParser", "choice", "invalid_value_message", "metavar"]
+__all__ = ["OneLineParser", "choice", "flag_value", "has_flag", "invalid_value_message", "metavar"]
+
+
+def flag_value(argv: list[str], name: str) -> str | None:
+    """The value of `name VALUE` or `name=VALUE` in a command line (the first one), or None."""
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def has_flag(argv: list[str], *names: str) -> bool:
+    """Whether any of `names` is given, as `name` or `name=VALUE`."""
+    return any(a == n or a.startswith(n + "=") for a in argv for n in names)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .cli_values import flag_value
+
 RUN_ADDS = """\
 usage: medvision-eval run <lmms-eval arguments>
 
@@ -38,21 +40,12 @@ def print_run_help() -> int:
     return subprocess.call([*lmms_eval_command(), "eval", "--help"])
 
 
-def _flag_value(argv: list[str], name: str) -> str | None:
-    for i, arg in enumerate(argv):
-        if arg == name and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith(name + "="):
-            return arg.split("=", 1)[1]
-    return None
-
-
 def host_flag_error(argv: list[str]) -> str | None:
     """The one-line error when a MedVision model gets ``batch_size``/``max_batch_size`` in --model_args."""
-    model = _flag_value(argv, "--model") or ""
+    model = flag_value(argv, "--model") or ""
     if not model.startswith("medvision_"):
         return None
-    keys = {part.split("=", 1)[0].strip() for part in (_flag_value(argv, "--model_args") or "").split(",")}
+    keys = {part.split("=", 1)[0].strip() for part in (flag_value(argv, "--model_args") or "").split(",")}
     for key in ("batch_size", "max_batch_size"):
         if key in keys:
             return f"--model {model}: {key} is not a --model_args key; use lmms-eval's --{key} flag (e.g. --{key} 4)."

@@ -26,20 +26,13 @@ from typing import Any
 
 from medvision_metrics.hygiene import strict
 
+from .cli_values import flag_value
+
 LOCK_FILE = ".medvision-run.lock"
 RUNS_FOLDER = "medvision_runs"
 RUN_RECORD = "medvision_run.json"
 _PR_SET_PDEATHSIG = 1
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-def arg_value(argv: list[str], name: str) -> str | None:
-    for i, arg in enumerate(argv):
-        if arg == name and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith(name + "="):
-            return arg.split("=", 1)[1]
-    return None
 
 
 class RunLockedError(RuntimeError):
@@ -80,7 +73,7 @@ def results_snapshot(out: Path) -> dict[Path, tuple[int, int, int]]:
 
 def own_results(out: Path, before: dict[Path, tuple[int, int, int]], argv: list[str]) -> list[Path]:
     """Results files this child wrote: new or changed since `before`, with this run's model and model args."""
-    model, model_args = arg_value(argv, "--model"), arg_value(argv, "--model_args")
+    model, model_args = flag_value(argv, "--model"), flag_value(argv, "--model_args")
     mine = []
     for path, stamp in results_snapshot(out).items():
         if before.get(path) == stamp:

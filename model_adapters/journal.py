@@ -57,12 +57,9 @@ class Entry:
 
 def output_path_from_argv(argv: list[str]) -> str | None:
     """The value of `--output_path X` / `--output_path=X` in an lmms-eval command line, if any."""
-    for i, arg in enumerate(argv):
-        if arg == "--output_path" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--output_path="):
-            return arg.split("=", 1)[1]
-    return None
+    from medvision_tasks.cli_values import flag_value
+
+    return flag_value(argv, "--output_path")
 
 
 def journal_dir(environ: Mapping[str, str] | None = None, argv: list[str] | None = None) -> Path | None:
