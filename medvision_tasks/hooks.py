@@ -171,7 +171,8 @@ def geometry_rule(settings: Settings, kwargs: dict[str, Any] | None) -> str | No
     return resolved.rule if resolved is not None else None
 
 
-# lmms-eval passes the kwargs block to doc_to_text only; process_results reuses the one last seen per task.
+# lmms-eval passes the kwargs block to doc_to_text only and gives process_results nothing but the doc and the
+# response text, so the block last seen per task is kept here for process_results (no value can carry it).
 _KWARGS_BY_TASK: dict[str, dict[str, Any] | None] = {}
 
 
@@ -289,10 +290,8 @@ def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
     response = raw if isinstance(raw, str) else ("" if raw is None else str(raw))
     scored = score_response(doc, response, settings)
     family = doc["mv_family"]
-    try:
-        prompt, geometry = prompt_and_geometry(doc, None)
-    except SettingsError:
-        prompt, geometry = "", None
+    # doc_to_text already built this prompt for the request, so it cannot fail here for a reason not seen there
+    prompt, geometry = prompt_and_geometry(doc, None)
     notes = generation_note(doc["mv_task"], int(doc["mv_row"]))
     bio = doc.get("biometric_profile") if family == "ad" else None
     record = {
@@ -373,6 +372,8 @@ def metric_entries(family: str, metrics: dict[str, Any], success: bool, excluded
 
 
 # ------------------------------------------------------------------------------- adapter side notes
+# lmms-eval hands process_results only the response text (GenerationResult is unwrapped before scoring), so
+# a truncation or a generation error reaches the record through this table, keyed by (task, row).
 _GENERATION_NOTES: dict[tuple[str, int], dict[str, Any]] = {}
 
 
