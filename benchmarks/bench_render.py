@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["MEDVISION_VOLUME_CACHE_MB"] = str(max(512, args.volumes * 512 * 512 * args.depth * 2 // 2**20 + 64))
 
     from medvision_tasks import hooks, render, settings
-    from medvision_tasks.data import rows_for_config
+    from medvision_tasks.row_cache import rows_for_config
 
     tmp = None
     if args.root:

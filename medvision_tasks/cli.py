@@ -67,7 +67,8 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .data import parse_config_name, rows_for_config
+    from .data import parse_config_name
+    from .row_cache import rows_for_config
     from .settings import resolve_settings
 
     root = Path(args.root) if args.root else None

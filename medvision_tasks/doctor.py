@@ -19,14 +19,13 @@ from typing import Any, TextIO
 
 from medvision_metrics.options import closest_match
 
+from .arrow_rows import RowSources, iter_arrow_rows
 from .catalogue import Subtask, build_subtasks, groups, read_catalogue
 from .data import (
     PATH_FIELDS,
-    RowSources,
     RowStats,
     apply_overrides,
     find_plan,
-    iter_arrow_rows,
     iter_rows,
     official_view,
     parse_config_name,

@@ -16,7 +16,7 @@ from medvision_metrics.hygiene import strict
 from medvision_metrics.scoring import MULTICLUSTER_FILE, ScoringSwitches, score_sample
 
 from . import __version__
-from .data import RowSources, rows_for_subtask
+from .arrow_rows import RowSources, rows_for_subtask
 from .errors import PlanError, SettingsError
 from .geometry import stated_pixel_size
 from .integrity import check_referenced_files

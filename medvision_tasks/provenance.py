@@ -16,15 +16,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .data import (
-    RowSources,
-    apply_overrides,
-    file_sha256,
-    parse_config_name,
-    plan_inputs,
-    plan_task,
-    read_plan,
-)
+from .arrow_rows import RowSources
+from .data import apply_overrides, parse_config_name, plan_inputs, plan_task, read_plan
+from .row_cache import file_sha256
 from .settings import read_env
 
 

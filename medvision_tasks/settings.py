@@ -43,7 +43,7 @@ ENV_NAMES: dict[str, tuple[str, str | None]] = {
     "allow_non_ras": ("MEDVISION_ALLOW_NON_RAS", None),
     "volume_cache_mb": ("MEDVISION_VOLUME_CACHE_MB", None),
     "volume_cache_items": ("MEDVISION_VOLUME_CACHE", None),
-    # row sources, plan overrides and the row cache (parsed by data.RowSources.from_env;
+    # row sources, plan overrides and the row cache (parsed by arrow_rows.RowSources.from_env;
     # docs/reference.md §1.3, §1.6, §1.11)
     "arrow_dir": ("MEDVISION_ARROW_DIR", None),
     "arrow_map": ("MEDVISION_ARROW_MAP", None),

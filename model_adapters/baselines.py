@@ -12,9 +12,10 @@ from typing import Any
 
 from loguru import logger
 
-from medvision_tasks.data import parse_config_name, rows_for_config
+from medvision_tasks.data import parse_config_name
 from medvision_tasks.hooks import doc_to_target, resolve_data_root
 from medvision_tasks.render import in_plane_spacing, volume_info
+from medvision_tasks.row_cache import rows_for_config
 from medvision_tasks.settings import allow_non_ras
 
 from .base import MedVisionModel

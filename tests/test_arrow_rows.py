@@ -11,16 +11,10 @@ import datasets
 import pytest
 
 from medvision_tasks import hooks
-from medvision_tasks.data import (
-    OFFICIAL_FIELDS,
-    PATH_FIELDS,
-    RowSources,
-    parse_path_remap,
-    remap_path,
-    rows_for_config,
-    rows_for_subtask,
-)
+from medvision_tasks.arrow_rows import RowSources, parse_path_remap, remap_path, rows_for_subtask
+from medvision_tasks.data import OFFICIAL_FIELDS, PATH_FIELDS
 from medvision_tasks.errors import PlanError, SettingsError
+from medvision_tasks.row_cache import rows_for_config
 from medvision_tasks.settings import Settings
 
 BUILDER = "/data/builder-node-7/MedVision"

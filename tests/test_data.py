@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medvision_tasks.data import RowStats, find_plan, parse_config_name, rows_for_config
+from medvision_tasks.data import RowStats, find_plan, parse_config_name
 from medvision_tasks.errors import PlanError
+from medvision_tasks.row_cache import rows_for_config
 
 KITS_DET = "KiTS23_BoxSize_Task01_Axial_Test"
 KITS_TL = "KiTS23_TumorLesionSize_Task01_Axial_Test"

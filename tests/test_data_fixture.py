@@ -13,7 +13,8 @@ import pytest
 from fixture_root import BUILDER_ROOT, CONSTANT_SLICE, EXPECTED_NAME, build_fixture_root
 
 from medvision_tasks.catalogue import read_catalogue
-from medvision_tasks.data import RowStats, find_plan, parse_config_name, rows_for_config
+from medvision_tasks.data import RowStats, find_plan, parse_config_name
+from medvision_tasks.row_cache import rows_for_config
 
 MODES = {"1.0.0": {}, "latest": {"planner_version": "latest"}, "unfiltered": {"filtering": False}}
 

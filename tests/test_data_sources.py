@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from medvision_tasks import hooks
-from medvision_tasks.data import ROW_CACHE, RowSources, RowStats, rows_for_config, rows_for_subtask
+from medvision_tasks.arrow_rows import RowSources, rows_for_subtask
+from medvision_tasks.data import RowStats
 from medvision_tasks.errors import PlanError, SettingsError
+from medvision_tasks.row_cache import ROW_CACHE, rows_for_config
 from medvision_tasks.settings import Settings
 
 KITS_DET = "KiTS23_BoxSize_Task01_Axial_Test"

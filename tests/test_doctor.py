@@ -13,7 +13,8 @@ import pytest
 from fixture_root import build_fixture_root
 
 from medvision_tasks.cli import main
-from medvision_tasks.data import OFFICIAL_FIELDS, rows_for_config
+from medvision_tasks.data import OFFICIAL_FIELDS
+from medvision_tasks.row_cache import rows_for_config
 
 KITS_TL = "medvision_tl_kits23_task01_axial"
 KITS_DET = "medvision_detection_kits23_task01_axial"

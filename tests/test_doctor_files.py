@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from medvision_tasks.cli import main
-from medvision_tasks.data import rows_for_config
 from medvision_tasks.errors import PlanError
 from medvision_tasks.integrity import file_problem
+from medvision_tasks.row_cache import rows_for_config
 
 KITS_TL = "medvision_tl_kits23_task01_axial"
 KITS_DET = "medvision_detection_kits23_task01_axial"
@@ -145,7 +145,8 @@ def test_non_finite_ground_truth_is_named_and_refused(kits, capsys, plan_name, f
 def test_arrow_rows_with_non_finite_ground_truth_are_refused(fixture_root, tmp_path):
     import datasets
 
-    from medvision_tasks.data import OFFICIAL_FIELDS, iter_arrow_rows
+    from medvision_tasks.arrow_rows import iter_arrow_rows
+    from medvision_tasks.data import OFFICIAL_FIELDS
 
     config = "KiTS23_TumorLesionSize_Task01_Axial_Test"
     rows = [{k: r[k] for k in OFFICIAL_FIELDS if k in r} for r in rows_for_config(fixture_root, config)]

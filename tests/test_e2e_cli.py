@@ -8,7 +8,7 @@ import math
 import pytest
 from e2e_utils import describe, read_records, results_json, run_lmms_eval, run_medvision_eval, samples_files
 
-from medvision_tasks.data import rows_for_config
+from medvision_tasks.row_cache import rows_for_config
 
 TL_TASK = "medvision_demo_tl_kits23_task01_axial"
 TL_CONFIG = "KiTS23_TumorLesionSize_Task01_Axial_Test"

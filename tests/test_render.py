@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from medvision_tasks import hooks, render
-from medvision_tasks.data import RowSources, rows_for_config, rows_for_subtask
+from medvision_tasks.arrow_rows import RowSources, rows_for_subtask
 from medvision_tasks.errors import VolumeError
+from medvision_tasks.row_cache import rows_for_config
 from medvision_tasks.settings import Settings
 
 KITS_DET = "KiTS23_BoxSize_Task01_Axial_Test"

@@ -22,7 +22,7 @@ from e2e_utils import describe, read_records, results_json, run_lmms_eval, run_m
 
 from medvision_tasks import hooks
 from medvision_tasks.catalogue import build_subtasks, groups, read_catalogue
-from medvision_tasks.data import rows_for_config
+from medvision_tasks.row_cache import rows_for_config
 from medvision_tasks.taskhook import tasks_dir
 
 SUBTASKS = [s for s in build_subtasks(read_catalogue()) if s.set not in ("demo", "demo_spacing")]

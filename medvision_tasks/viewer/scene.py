@@ -235,7 +235,7 @@ class RowSource:
         settings = self._settings[blob]
         key = (str(root), str(record["config"]), blob)
         if key not in self._rows:
-            from ..data import rows_for_subtask
+            from ..arrow_rows import rows_for_subtask
 
             try:
                 demo = record.get("data_root_kind") == "demo"

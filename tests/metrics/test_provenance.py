@@ -12,7 +12,7 @@ from medvision_metrics.leaderboard import build_leaderboard
 from mv_records import make_record
 
 from medvision_tasks import hooks
-from medvision_tasks.data import file_sha256
+from medvision_tasks.row_cache import file_sha256
 
 KITS_DET = "KiTS23_BoxSize_Task01_Axial_Test"
 
@@ -64,7 +64,8 @@ def test_overrides_are_recorded_with_hash_and_fields(fixture_root, tmp_path, mon
 def test_arrow_rows_record_the_build_and_remap(fixture_root, tmp_path, monkeypatch):
     import datasets
 
-    from medvision_tasks.data import official_view, rows_for_config
+    from medvision_tasks.data import official_view
+    from medvision_tasks.row_cache import rows_for_config
 
     ds_dir = (fixture_root / "Datasets" / "KiTS23").resolve()
     rows = [official_view(r, ds_dir) for r in rows_for_config(fixture_root, KITS_DET, cap=3)]
