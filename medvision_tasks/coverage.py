@@ -19,7 +19,7 @@ def paper_subtasks() -> list[str]:
 
 def missing_paper_subtasks(paths: Iterable[str | Path], show: int = 5) -> list[str]:
     """One line per model folder that holds some paper subtasks but not all of them."""
-    from medvision_metrics.leaderboard import find_samples_files
+    from medvision_metrics.records import find_samples_files
 
     paper = paper_subtasks()
     tasks: dict[str, set[str]] = {}

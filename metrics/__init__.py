@@ -10,8 +10,9 @@ from .boxsize import boxsize_analysis
 from .compare import compare
 from .errors import RecordError
 from .labels import ad_label_key, is_excluded_region, is_tumor_lesion_region, region_key, tl_label_key
-from .leaderboard import build_leaderboard, load_records
+from .leaderboard import build_leaderboard
 from .parse import PARSE_MODES, parse
+from .records import load_records
 from .reduce import aggregate_detection, aggregate_measure, reduce_metric
 from .reference import load_paper_table, model_key_for
 from .report import render

@@ -11,7 +11,8 @@ from typing import Any
 
 from .compare import compare
 from .errors import RecordError
-from .leaderboard import build_leaderboard, load_records
+from .leaderboard import build_leaderboard
+from .records import load_records
 from .report import format_value
 
 

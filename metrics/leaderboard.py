@@ -1,9 +1,10 @@
 """Leaderboard: paper Tables 2-4 rows rebuilt from per-sample records (docs/reference.md §6).
 
 Input records are the ``mv_record`` dicts that the MedVision tasks write into lmms-eval samples files
-(``*_samples_medvision_*.jsonl``, needs ``--log_samples``). Every record is re-scored from its ``response``
-and ``target``; the per-sample metrics stored at run time are not used. Rows are in the paper's units
-(percent; mm or degrees) and NaN is written as ``None``; ``inf`` from a float32 overflow is kept.
+(``*_samples_medvision_*.jsonl``, needs ``--log_samples``; read and validated by :mod:`.records`). Every
+record is re-scored from its ``response`` and ``target``; the per-sample metrics stored at run time are not used.
+Rows are in the paper's units (percent; mm or degrees) and NaN is written as ``None``; ``inf`` from a float32
+overflow is kept.
 
 Hygiene: the runs of one model (e.g. one per family) merge into one row; one (model, task) run twice (two
 samples files) with different results is an error unless ``latest`` (newest file) or ``last_wins``; one table
@@ -13,16 +14,13 @@ Optional: cluster-bootstrap intervals (:mod:`.bootstrap`) and the box-size analy
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import math
 import re
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +39,13 @@ from .labels import (
 from .options import bool_word
 from .paper_notes import check_paper_model, near_zero_note, unpublished_models_warning
 from .parse import PARSE_MODES
+from .records import (
+    SOURCE_FIELD,
+    _cyclic_gc_paused,
+    _version_tuple,
+    installed_plugin_version,
+    validate_record,
+)
 from .reduce import aggregate_detection, aggregate_measure
 from .reference import PAPER_HEADLINE_COUNTS, model_key_for, paper_rows
 from .scores import is_nan
@@ -48,26 +53,8 @@ from .scoring import AD_NEAR_ZERO_GT_THRESHOLD, FAMILY_K, ScoringSwitches, score
 from .spacing import Item as SpacingItem
 from .spacing import is_spacing_record, spacing_table
 
-__all__ = [
-    "LeaderboardOptions",
-    "RecordError",
-    "build_leaderboard",
-    "find_samples_files",
-    "load_records",
-    "validate_record",
-]
+__all__ = ["LeaderboardOptions", "RecordError", "build_leaderboard"]
 
-SCHEMA_VERSION = 1
-SAMPLES_GLOB = "*_samples_medvision_*.jsonl"
-SOURCE_FIELD = "_source"
-REQUIRED_FIELDS: tuple[str, ...] = (
-    "schema", "task", "family", "config", "row", "dataset", "slice_dim", "label_name", "modality",
-    "region_label", "region_modality", "metric_type", "metric_key", "target", "response", "excluded",
-    "multicluster_listed", "settings", "settings_id", "model", "data_root_kind", "multi_instance",
-)  # fmt: skip
-REQUIRED_SET = frozenset(REQUIRED_FIELDS)
-STRING_FIELDS: tuple[str, ...] = ("task", "config", "dataset")
-DISTRIBUTION = "lmms-eval-medvision"
 PARSE_OPTIONS: tuple[str, ...] = ("as-run", *PARSE_MODES)
 PRESETS: tuple[str, ...] = ("v1", "paper")
 # family -> (option of LeaderboardOptions, recorded setting, CLI flag) of the family's scoring switch
@@ -93,7 +80,6 @@ SWITCH_BY_FAMILY: dict[str, str] = {
 }
 RUN_TIMESTAMP = re.compile(r"^(\d{8}_\d{6})_samples_")
 RUN_TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
-MV_RECORD_KEY = '"mv_record": '
 # leaderboard column -> (aggregate key, scale to paper units)
 DETECTION_COLUMNS: dict[str, tuple[str, float]] = {
     "R": ("recall", 100.0),
@@ -116,182 +102,6 @@ MEASURE_DETAIL_COLUMNS: dict[str, tuple[str, float]] = {
     "MRE<0.3": ("MRE<0.3", 100.0),
 }
 NAN = float("nan")
-
-
-# --------------------------------------------------------------------------------------------------- input
-def find_samples_files(path: str | Path) -> list[Path]:
-    """Samples files under ``path`` (recursive, sorted), or ``[path]`` when it is a file.
-
-    Raises:
-        RecordError: the path does not exist, or a folder holds no ``*_samples_medvision_*.jsonl``.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise RecordError(f"{path}: no such file or folder")
-    if path.is_file():
-        return [path]
-    files = sorted(p for p in path.rglob(SAMPLES_GLOB) if p.is_file())
-    if not files:
-        raise RecordError(
-            f"{path}: no {SAMPLES_GLOB} files found; rerun lmms-eval with --log_samples "
-            "(medvision-eval run adds it) and pass its --output_path folder"
-        )
-    return files
-
-
-def installed_plugin_version() -> str:
-    """Version of the installed ``lmms-eval-medvision`` distribution (``"unknown"`` when not installed)."""
-    try:
-        return metadata.version(DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def _version_tuple(text: Any) -> tuple[int, ...] | None:
-    parts = re.findall(r"\d+", str(text).split("+", 1)[0])[:3]
-    return tuple(int(p) for p in parts) if parts else None
-
-
-def validate_record(record: Any, where: str) -> None:
-    """Check one ``mv_record`` against schema 1: presence of the fields the leaderboard reads, ``schema``,
-    ``family``, the types of ``task``/``config``/``dataset``/``row``/``response``, ``target`` length,
-    ``settings`` and ``model.adapter``.
-
-    Raises:
-        RecordError: naming ``where`` (file:line), the field, what was found and the way out.
-    """
-    if not isinstance(record, dict):
-        raise RecordError(f"{where}: mv_record is {type(record).__name__}, expected an object")
-    if "schema" not in record:
-        raise RecordError(f"{where}: mv_record has no field 'schema'")
-    if record["schema"] != SCHEMA_VERSION:
-        writer = record.get("plugin_version")
-        written = f" (written by plugin {writer})" if writer else ""
-        raise RecordError(
-            f"{where}: field 'schema' is {record['schema']!r}{written}, this leaderboard "
-            f"(plugin {installed_plugin_version()}) reads schema {SCHEMA_VERSION}; "
-            "summarise these records with the plugin version that wrote them"
-        )
-    if not record.keys() >= REQUIRED_SET:
-        missing = [name for name in REQUIRED_FIELDS if name not in record]
-        raise RecordError(
-            f"{where}: mv_record lacks field {missing[0]!r} (missing: {', '.join(missing)}); the file was "
-            "not written by this plugin's schema-1 hooks or was edited; rerun the task"
-        )
-    family = record["family"]
-    if family not in FAMILY_K:
-        raise RecordError(f"{where}: field 'family' is {family!r}, expected one of {', '.join(FAMILY_K)}")
-    for name in STRING_FIELDS:
-        if not isinstance(record[name], str) or not record[name]:
-            raise RecordError(f"{where}: field {name!r} must be a non-empty string, got {record[name]!r}")
-    target = record["target"]
-    k = FAMILY_K[family]
-    if (
-        not isinstance(target, list)
-        or len(target) != k
-        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in target)
-    ):
-        raise RecordError(
-            f"{where}: field 'target' must be a list of {k} numbers for {family}, got {target!r}"
-        )
-    if record["response"] is not None and not isinstance(record["response"], str):
-        raise RecordError(f"{where}: field 'response' must be a string, got {type(record['response']).__name__}")
-    model = record["model"]
-    if not isinstance(model, dict) or not isinstance(model.get("adapter"), str) or not model["adapter"]:
-        raise RecordError(f"{where}: field 'model.adapter' is missing, got model={model!r}")
-    if not isinstance(record["settings"], dict):
-        raise RecordError(f"{where}: field 'settings' must be an object, got {record['settings']!r}")
-    if not isinstance(record["row"], int) or isinstance(record["row"], bool):
-        raise RecordError(f"{where}: field 'row' must be an integer, got {record['row']!r}")
-
-
-_DECODER = json.JSONDecoder()
-
-
-def _decode_mv_record(line: str, where: str) -> Any:
-    """The ``mv_record`` of one samples line.
-
-    Lines written by ``json.dumps`` (lmms-eval's samples files) hold the key once at the top level; then only
-    that object is decoded, which skips the prompt and metric entries. Any other shape is decoded whole.
-    """
-    text = line.rstrip()
-    start = text.find(MV_RECORD_KEY)
-    if start > 0 and text[0] == "{" and text[-1] == "}" and text.find(MV_RECORD_KEY, start + 1) < 0:
-        try:
-            record, end = _DECODER.raw_decode(text, start + len(MV_RECORD_KEY))
-        except json.JSONDecodeError:
-            pass
-        else:
-            if text[end : end + 1] in (",", "}"):
-                return record
-    try:
-        sample = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"{where}: not valid JSON ({exc.msg})") from None
-    if not isinstance(sample, dict) or "mv_record" not in sample:
-        raise RecordError(
-            f"{where}: no field 'mv_record'; only samples files written by MedVision tasks of this "
-            "plugin carry per-sample records"
-        )
-    return sample["mv_record"]
-
-
-def _read_samples_file(path: Path) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = []
-    try:
-        handle = path.open(encoding="utf-8")
-    except OSError as exc:
-        raise RecordError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    with handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_number}"
-            record = _decode_mv_record(line, where)
-            validate_record(record, where)
-            record[SOURCE_FIELD] = where  # a freshly decoded object: annotate in place
-            records.append(record)
-    return records
-
-
-@contextlib.contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector (restored afterwards). Records are acyclic JSON trees freed by
-    reference counting; tens of thousands of them otherwise trigger repeated full collections (~40% of the
-    run time at 30,000 records)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def load_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
-    """Read every ``mv_record`` under ``paths`` (folders searched recursively, or single samples files).
-
-    Each returned record is a copy with an extra key ``"_source"`` (``"<file>:<line>"``). Files are read in
-    the order of ``paths`` and, within a folder, in sorted order; a file reached twice is read once.
-
-    Raises:
-        RecordError: a missing path, a folder without samples files, a line that is not JSON, has no
-            ``mv_record``, lacks a required field or has another ``schema``. Nothing partial is returned.
-    """
-    records: list[dict[str, Any]] = []
-    seen: set[Path] = set()
-    paths = list(paths)
-    with _cyclic_gc_paused():
-        for path in paths:
-            for file in find_samples_files(path):
-                resolved = file.resolve()
-                if resolved in seen:
-                    continue
-                seen.add(resolved)
-                records.extend(_read_samples_file(file))
-    if not records:
-        raise RecordError(f"no mv_record lines in {', '.join(str(p) for p in paths)}")
-    return records
 
 
 # --------------------------------------------------------------------------------------------- helpers

@@ -13,9 +13,10 @@ from .boxsize import DEFAULT_BOXSIZE_DRAWS, DEFAULT_BOXSIZE_SEED
 from .errors import RecordError
 from .figure import check_figure_path, require_matplotlib, write_boxsize_plot, write_per_label_figure
 from .labels import UNKNOWN_LABEL_POLICIES, minimum_group_size
-from .leaderboard import PARSE_OPTIONS, PRESETS, LeaderboardOptions, build_leaderboard, load_records
+from .leaderboard import PARSE_OPTIONS, PRESETS, LeaderboardOptions, build_leaderboard
 from .leaderboard_html import write_leaderboard_html
 from .options import choice, metavar
+from .records import load_records
 from .report import FORMATS, SPACING_CSV, boxsize_csv, render, spacing_csv, table_csvs, to_json
 
 DETAIL_FILES: dict[str, str] = {

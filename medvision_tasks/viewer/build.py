@@ -24,8 +24,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from medvision_metrics.leaderboard import FAMILY_K
 from medvision_metrics.parse import ANSWER_TAG_PATTERN, NUMBER_PATTERN
+from medvision_metrics.scoring import FAMILY_K
 
 from ..prompts import prompt_sha1
 from .load import Entry, LoadReport, load_samples

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 from medvision_metrics.errors import RecordError
-from medvision_metrics.leaderboard import build_leaderboard, load_records
+from medvision_metrics.leaderboard import build_leaderboard
+from medvision_metrics.records import load_records
 from mv_records import (
     CEPH,
     EXACT_BOX,

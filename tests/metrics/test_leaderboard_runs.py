@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 from medvision_metrics.errors import RecordError
-from medvision_metrics.leaderboard import build_leaderboard, load_records, run_time
+from medvision_metrics.leaderboard import build_leaderboard, run_time
 from medvision_metrics.leaderboard_cli import add_arguments, run
+from medvision_metrics.records import load_records
 from mv_records import FAILURE, HALF_BOX, SETTINGS_V1, make_record, make_records, write_samples
 
 DET = "medvision_detection_test"
