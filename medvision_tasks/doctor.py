@@ -453,6 +453,38 @@ def _print_subtasks(
 
 
 
+def _print_summary(
+    listing: list[ConfigReport],
+    problems: dict[str, str],
+    present: set[str],
+    n_real: int,
+    n_unknown: int,
+    differ: int,
+    compared: bool,
+    out: TextIO,
+) -> int:
+    """The Summary lines; returns the exit status (1 when a subtask cannot run, a file outside the evaluated rows
+    is bad, or a config differs from the Arrow build)."""
+    failed = [r for r in listing if r.error]
+    n_failed = sum(len(r.subtasks) for r in failed) + n_unknown
+    n_total = n_real + n_unknown
+    needed_all = {p for r in listing for p in r.needed_files}
+    outside = sorted(p for p in problems if p not in needed_all)
+    print(f"\nSummary: {n_total - n_failed} of {n_total} requested subtask(s) can run", file=out, end="")
+    print(f"; {differ} config(s) differ from the Arrow build." if compared else ".", file=out)
+    if outside:
+        print(
+            f"{len(outside)} referenced file(s) outside the evaluated rows (masks, Train cases) are missing or "
+            f"unreadable, e.g. {outside[0]}; {FIX}.",
+            file=out,
+        )
+    if failed:
+        datasets = sorted({r.dataset for r in failed if r.dataset not in present})
+        if datasets:
+            print(f"Missing datasets: {', '.join(datasets)}; {DOWNLOAD_HINT}.", file=out)
+    return 1 if n_failed or differ or outside else 0
+
+
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """The doctor report; exit status 1 when a requested subtask cannot run (or an Arrow comparison differs)."""
     out = out or sys.stdout
@@ -526,21 +558,4 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     if args.compare_arrow:
         differ = _compare_arrow(root, listing, Path(args.compare_arrow), settings, sources, out)
 
-    failed = [r for r in listing if r.error]
-    n_failed = sum(len(r.subtasks) for r in failed) + len(unknown)
-    n_total = len(real) + len(unknown)
-    needed_all = {p for r in listing for p in r.needed_files}
-    outside = sorted(p for p in problems if p not in needed_all)
-    print(f"\nSummary: {n_total - n_failed} of {n_total} requested subtask(s) can run", file=out, end="")
-    print(f"; {differ} config(s) differ from the Arrow build." if args.compare_arrow else ".", file=out)
-    if outside:
-        print(
-            f"{len(outside)} referenced file(s) outside the evaluated rows (masks, Train cases) are missing or "
-            f"unreadable, e.g. {outside[0]}; {FIX}.",
-            file=out,
-        )
-    if failed:
-        datasets = sorted({r.dataset for r in failed if r.dataset not in present})
-        if datasets:
-            print(f"Missing datasets: {', '.join(datasets)}; {DOWNLOAD_HINT}.", file=out)
-    return 1 if n_failed or differ or outside else 0
+    return _print_summary(listing, problems, present, len(real), len(unknown), differ, args.compare_arrow, out)
