@@ -558,4 +558,4 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     if args.compare_arrow:
         differ = _compare_arrow(root, listing, Path(args.compare_arrow), settings, sources, out)
 
-    return _print_summary(listing, problems, present, len(real), len(unknown), differ, args.compare_arrow, out)
+    return _print_summary(listing, problems, present, len(real), len(unknown), differ, bool(args.compare_arrow), out)
