@@ -309,3 +309,22 @@ def test_images_all_shows_a_progress_bar_and_bad_counts_are_refused(demo_runs, t
     assert f"{n_images} images (0 unavailable)" in proc.stderr and f"{n_images}/{n_images}" in proc.stderr
     proc = run_medvision_eval(["view", str(demo_runs / "prior"), "--out", str(tmp_path / "w"), "--images", "-3"])
     assert proc.returncode == 2 and "--images '-3'" in proc.stderr
+
+
+def test_release_landmark_format_is_read_per_plane_and_slice(tmp_path):
+    # docs/reference.md §1.12: {"slice_landmarks_x|y|z": [{slice_idx, landmarks}]}; A/D landmarks are a
+    # {name: [i, j, k]} dict, T/L landmarks a list of ellipses with P1..P4 (the phantom writes other layouts).
+    from medvision_tasks.viewer.scene import slice_landmarks
+
+    ellipse = {"P1": [3, 4, 7], "P2": [9, 4, 7], "P3": [6, 2, 7], "P4": [6, 6, 7], "ROI_pixels_count": 21}
+    data = {
+        "slice_landmarks_x": [{"slice_idx": 0, "landmarks": {"P1": [0, 10, 20], "P2": [0, 30, 40]}}],
+        "slice_landmarks_y": [],
+        "slice_landmarks_z": [{"slice_idx": 6, "landmarks": []}, {"slice_idx": 7, "landmarks": [ellipse]}],
+    }
+    path = tmp_path / "case.json.gz"
+    path.write_bytes(gzip.compress(json.dumps(data).encode()))
+    assert slice_landmarks(path, 0, 0) == {"P1": [0, 10, 20], "P2": [0, 30, 40]}
+    assert slice_landmarks(path, 2, 7) == [ellipse]
+    assert slice_landmarks(path, 2, 6) == []
+    assert slice_landmarks(path, 2, 8) is None and slice_landmarks(path, 1, 0) is None
