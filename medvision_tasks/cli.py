@@ -255,11 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if argv and argv[0] == "run":
-        from .run_help import host_flag_error, print_run_help, wants_help
+        from .run_help import model_args_error, print_run_help, wants_help
 
         if wants_help(argv[1:]):
             return print_run_help()
-        if problem := host_flag_error(argv[1:]):
+        if problem := model_args_error(argv[1:]):
             print(f"medvision-eval run: error: {problem}", file=sys.stderr)
             return 2
         return _cmd_run(argparse.Namespace(), argv[1:])

@@ -40,13 +40,23 @@ def print_run_help() -> int:
     return subprocess.call([*lmms_eval_command(), "eval", "--help"])
 
 
-def host_flag_error(argv: list[str]) -> str | None:
-    """The one-line error when a MedVision model gets ``batch_size``/``max_batch_size`` in --model_args."""
-    model = flag_value(argv, "--model") or ""
-    if not model.startswith("medvision_"):
-        return None
-    keys = {part.split("=", 1)[0].strip() for part in (flag_value(argv, "--model_args") or "").split(",")}
-    for key in ("batch_size", "max_batch_size"):
-        if key in keys:
-            return f"--model {model}: {key} is not a --model_args key; use lmms-eval's --{key} flag (e.g. --{key} 4)."
+def model_args_error(argv: list[str]) -> str | None:
+    """The one-line error for a MedVision model's --model_args (an unknown key, a host flag such as
+    ``batch_size``, an unknown backend), found before lmms-eval starts; None when the keys are valid."""
+    import importlib
+
+    from medvision_adapters.errors import AdapterConfigError
+    from medvision_adapters.manifests import ADAPTER_CLASSES
+
+    path = ADAPTER_CLASSES.get(flag_value(argv, "--model") or "")
+    if path is None:
+        return None  # not a MedVision model (lmms-eval reports unknown names itself)
+    text = flag_value(argv, "--model_args") or ""
+    given = dict(part.split("=", 1) if "=" in part else (part, "") for part in text.split(",") if part.strip())
+    given = {key.strip(): value for key, value in given.items()}
+    module, _, name = path.rpartition(".")
+    try:
+        getattr(importlib.import_module(module), name).check_model_arg_keys(given)
+    except AdapterConfigError as exc:
+        return str(exc)
     return None

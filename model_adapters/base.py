@@ -98,6 +98,15 @@ class MedVisionModel(lmms):
             check_writable(self.journal_folder)  # before any weights load
 
     @classmethod
+    def check_model_arg_keys(cls, given: dict[str, str]) -> None:
+        """The key checks `__init__` makes, without constructing anything (`medvision-eval run` calls this
+        before lmms-eval starts). Raises AdapterConfigError naming the key, the valid ones and the closest."""
+        for key in HOST_FLAG_ARGS:
+            if key in given:
+                raise AdapterConfigError(host_flag_message(cls.adapter_name, key))
+        check_model_args(cls.adapter_name, given, COMMON_ARGS + cls.extra_args)
+
+    @classmethod
     def create_from_arg_string(cls, arg_string: str, additional_config: dict[str, Any] | None = None) -> Any:
         """lmms-eval's constructor path; a host flag (``batch_size``) in ``arg_string`` is an AdapterConfigError."""
         given = {part.split("=", 1)[0].strip() for part in (arg_string or "").split(",") if part.strip()}

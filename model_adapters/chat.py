@@ -61,7 +61,7 @@ from .backends.hf import (
     read_checkpoint_json,
     read_image_processor_config,
 )
-from .base import COMMON_ARGS, MedVisionModel, check_model_args
+from .base import COMMON_ARGS, HOST_FLAG_ARGS, MedVisionModel, check_model_args, host_flag_message
 from .errors import AdapterConfigError
 from .journal import Entry, image_digest
 from .profiles import BACKENDS, DTYPES, GENERATION_KEYS, PROFILES, ModelProfile, format_geometry
@@ -283,6 +283,14 @@ class MedVisionChatModel(MedVisionModel):
     """lmms-eval simple model for one profile; subclasses only set `profile`."""
 
     profile: ClassVar[ModelProfile]
+
+    @classmethod
+    def check_model_arg_keys(cls, given: dict[str, str]) -> None:
+        """Backend and key checks of `validate_arguments`, without constructing anything."""
+        for key in HOST_FLAG_ARGS:
+            if key in given:
+                raise AdapterConfigError(host_flag_message(cls.profile.name, key))
+        check_backend_args(cls.profile, resolve_backend(cls.profile, given.get("backend")), given)
 
     def __init__(
         self,

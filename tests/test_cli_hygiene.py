@@ -113,6 +113,31 @@ def test_batch_size_model_arg_is_rejected_before_lmms_eval_starts() -> None:
         "lmms-eval's --batch_size flag (e.g. --batch_size 4)."
     )
 
+@pytest.mark.parametrize(
+    ("model", "model_args", "message"),
+    [
+        (
+            "medvision_random",
+            "sede=1",
+            "--model medvision_random: unknown --model_args key 'sede'. Did you mean 'seed'? Valid keys: backend, "
+            "device, pretrained, seed.",
+        ),
+        (
+            "medvision_qwen2_5_vl",
+            "backend=vlm",
+            "--model medvision_qwen2_5_vl: unknown backend 'vlm'. Did you mean 'vllm'? Choose one of: hf, vllm, "
+            "openai.",
+        ),
+        ("medvision_qwen2_5_vl", "backend=openai,max_batch_size=2", "max_batch_size is not a --model_args key"),
+    ],
+)
+def test_bad_model_args_are_one_line_before_lmms_eval_starts(model: str, model_args: str, message: str) -> None:
+    proc = run_medvision_eval(["run", "--model", model, "--model_args", model_args, "--tasks", "medvision_demo"])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("medvision-eval run: error: ") and message in line
+
+
 
 def test_batch_size_model_arg_through_lmms_eval_names_the_flag() -> None:
     from medvision_adapters.baselines import RandomBaseline
