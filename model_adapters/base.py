@@ -8,7 +8,6 @@ which journals each finished response (journal.py) so that rerunning a killed ru
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from lmms_eval.api.model import lmms
@@ -230,6 +229,3 @@ class MedVisionModel(lmms):
     def generate_until_multi_round(self, requests: list[Any]) -> list[str]:
         raise NotImplementedError(f"{self.adapter_name} does not support multi-round generation.")
 
-
-def finite(value: float) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
