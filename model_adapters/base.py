@@ -228,4 +228,3 @@ class MedVisionModel(lmms):
 
     def generate_until_multi_round(self, requests: list[Any]) -> list[str]:
         raise NotImplementedError(f"{self.adapter_name} does not support multi-round generation.")
-
