@@ -88,3 +88,18 @@ def test_citation_pattern_reads_chains() -> None:
     text = "see docs/reference.md §1.2-§1.5 and docs/reference.md §2.2/§2.4, docs/reference.md §9 Q3."
     chains = [m.group(1) for m in CITATION.finditer(text)]
     assert chains == ["§1.2-§1.5", "§2.2/§2.4", "§9 Q3"]
+
+
+def test_readme_module_map_names_modules_that_exist() -> None:
+    # README "Where a thing lives": every `package/module.py` named there exists (a later module in one cell,
+    # written as `module.py`, lives in the first one's package).
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split("Where a thing lives:", 1)[1].strip().split("\n\n", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "`" in line.rsplit("|", 2)[1]]
+    assert len(rows) >= 10
+    for row in rows:
+        package = None
+        for name in re.findall(r"`([\w/]+\.py)`", row.rsplit("|", 2)[1]):
+            if "/" in name:
+                package = name.rsplit("/", 1)[0]
+            assert package is not None and (ROOT / package / name.rsplit("/", 1)[-1]).is_file(), (row, name)
